@@ -1,0 +1,30 @@
+"""Options and helpers shared by several commands."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from edgenas.spaces import load_genotype
+
+JSON = typer.Option(False, "--json", help="Print one JSON object instead of tables.")
+SPACE = typer.Option(None, "--space", help="Search space (darts, proxyless); see 'edgenas spaces'.")
+PRESET = typer.Option(None, "--preset", help="Space preset (e.g. small, mobile, cifar10); see 'edgenas spaces'.")
+CHANNELS = typer.Option(None, "--channels", help="DARTS: initial channels C (e.g. 36 for the paper's CIFAR-10 net).")
+LAYERS = typer.Option(None, "--layers", help="DARTS: number of cells (e.g. 20 for the paper's CIFAR-10 net).")
+INPUT_SIZE = typer.Option(None, "--input-size", help="Input height and width in pixels.")
+IN_CHANNELS = typer.Option(None, "--in-channels", help="Input image channels (1 grey, 3 RGB).")
+CLASSES = typer.Option(None, "--classes", help="Number of output classes.")
+
+
+def config_overrides(channels: Optional[int] = None, layers: Optional[int] = None, input_size: Optional[int] = None,
+                     in_channels: Optional[int] = None, classes: Optional[int] = None) -> dict:
+    return {k: v for k, v in dict(channels=channels, layers=layers, input_size=input_size,
+                                 in_channels=in_channels, num_classes=classes).items() if v is not None}
+
+
+def resolve_genotype(source: str, space=None, preset=None, **overrides):
+    """(Genotype, SearchSpace) from a file, run directory, JSON or DARTS text."""
+    g = load_genotype(source, space=space, preset=preset, overrides=config_overrides(**overrides))
+    return g, g.resolve()

@@ -1,0 +1,77 @@
+"""The ``edgenas`` command: thin subcommands over the library, one module per command group.
+
+Every error a user can cause is an ``EdgeNASError``; ``run`` turns it into one line on stderr
+and a non-zero exit code. Set ``EDGENAS_DEBUG=1`` to see the traceback instead.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+import typer
+
+from edgenas import __version__
+from edgenas.cli import genotype_cmd, spaces_cmd
+from edgenas.errors import EdgeNASError
+
+app = typer.Typer(
+    name="edgenas",
+    help="Design neural networks for an edge device and prove they meet a latency target there.\n\n"
+         "Typical flow: edgenas profile --device D  ->  edgenas search --target-ms T  ->  edgenas export RUN",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+
+
+def _version(value: bool):
+    if value:
+        typer.echo(f"edgenas {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                      help="Print the version and exit.")):
+    """edgenas: profile -> search -> export, with measured latency."""
+
+
+app.command("spaces")(spaces_cmd.spaces)
+app.add_typer(genotype_cmd.app, name="genotype")
+
+
+def run(argv=None) -> int:
+    """Console-script entry: one clear line and an exit code for every user error."""
+    debug = os.environ.get("EDGENAS_DEBUG") == "1"
+    try:
+        rv = app(args=argv, standalone_mode=False)
+        return rv if isinstance(rv, int) else 0
+    except click.exceptions.Exit as e:
+        return e.exit_code
+    except click.exceptions.Abort:
+        print("aborted", file=sys.stderr)
+        return 130
+    except click.ClickException as e:
+        e.show()
+        return e.exit_code
+    except EdgeNASError as e:
+        if debug:
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("interrupted: finished work is saved; rerun the same command to continue", file=sys.stderr)
+        return 130
+    except Exception as e:  # a bug, not a user error: say so in one line, traceback on request
+        if debug:
+            raise
+        print(f"internal error (a bug in edgenas): {type(e).__name__}: {e}; "
+              "rerun with EDGENAS_DEBUG=1 for the traceback and report it", file=sys.stderr)
+        return 70
+
+
+def entry():
+    sys.exit(run())

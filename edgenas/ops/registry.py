@@ -1,0 +1,72 @@
+"""String-keyed registry of op types: how to build each from its OpSpec and how its key reads.
+
+One front door (``build_op``) so profiling, export and the spaces build the very same module
+for a given spec; a new op family registers itself with ``@register_op`` in its own file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Callable
+
+from edgenas.errors import InputError
+
+
+@dataclass(frozen=True)
+class OpType:
+    name: str
+    build: Callable  # (OpSpec, **kwargs) -> nn.Module taking (N, C, H, W)
+    key_fields: tuple[str, ...] = ("stride",)
+    flat_output: bool = False  # key shows only the output channel count (classifier)
+    implied: dict = field(default_factory=dict)  # fields fixed by the op type (kernel, dilation...)
+    zero_cost: object = False  # bool, or spec -> bool: nothing executes, never profiled, 0 ms
+
+    def complete(self, spec):
+        """Fill fields implied by the op type and derive stride from shapes where not keyed."""
+        changes = dict(self.implied)
+        if "stride" not in self.key_fields and not self.flat_output:
+            ih, oh = spec.in_shape[0], spec.out_shape[0]
+            changes["stride"] = max(1, ih // oh) if oh else 1
+        return replace(spec, **changes) if changes else spec
+
+
+_OPS: dict[str, OpType] = {}
+
+
+def register_op(name: str, *, key_fields=("stride",), flat_output=False, zero_cost=False, **implied):
+    def deco(fn):
+        if name in _OPS:
+            raise ValueError(f"op type {name!r} registered twice")
+        _OPS[name] = OpType(name, fn, tuple(key_fields), flat_output, dict(implied), zero_cost)
+        return fn
+
+    return deco
+
+
+def op_type(name: str) -> OpType:
+    _ensure_loaded()
+    try:
+        return _OPS[name]
+    except KeyError:
+        raise InputError(f"unknown op type {name!r}; known: {', '.join(sorted(_OPS))}") from None
+
+
+def list_ops() -> list[str]:
+    _ensure_loaded()
+    return sorted(_OPS)
+
+
+def is_zero_cost(spec) -> bool:
+    """True for ops that execute nothing (zero, stride-1 identity): 0 ms by definition."""
+    z = op_type(spec.op).zero_cost
+    return bool(z(spec)) if callable(z) else bool(z)
+
+
+def build_op(spec, **kwargs):
+    """Build the nn.Module for one op instance (eval-ready, NCHW input of ``spec.in_shape``)."""
+    return op_type(spec.op).build(spec, **kwargs)
+
+
+def _ensure_loaded():
+    # Importing the families registers them; kept lazy so ``spec`` stays torch-free to import.
+    from edgenas.ops import darts_ops, mbconv  # noqa: F401

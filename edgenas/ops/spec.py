@@ -1,0 +1,120 @@
+"""OpSpec: the frozen record of one op instance and its shapes, which is a latency-table key.
+
+Every parameter that changes an op's cost is a typed field, so tables can be queried by
+column. The string key (``op_key``) is a *rendering* of those fields; for the ProxylessNAS
+family it is exactly the string the published ProxylessNAS / Once-for-All tables use, e.g.
+``expanded_conv-input:112x112x16-output:56x56x24-expand:3-kernel:3-stride:2-idskip:0``.
+Batch size is not part of the spec: it is a table column.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, fields
+
+from edgenas.errors import InputError
+
+Shape = tuple[int, int, int]  # (H, W, C), the order the published keys use
+
+
+@dataclass(frozen=True, order=True)
+class OpSpec:
+    op: str
+    in_shape: Shape
+    out_shape: Shape
+    kernel: int = 0
+    stride: int = 1
+    expand: int = 0
+    dilation: int = 1
+    idskip: int = 0
+
+    @classmethod
+    def make(cls, op: str, in_shape, out_shape, **fields_) -> "OpSpec":
+        """Build a spec with the fields its op type implies filled in (use this, not the constructor)."""
+        from edgenas.ops.registry import op_type
+
+        return op_type(op).complete(cls(op, tuple(in_shape), tuple(out_shape), **fields_))
+
+    # ---- rendering -------------------------------------------------------------
+    @property
+    def key(self) -> str:
+        """The canonical string key; fields shown depend on the op type (see ``KEY_FIELDS``)."""
+        from edgenas.ops.registry import op_type
+
+        t = op_type(self.op)
+        parts = [self.op, "input:" + _shape(self.in_shape)]
+        out = str(self.out_shape[2]) if t.flat_output else _shape(self.out_shape)
+        parts.append("output:" + out)
+        for name in t.key_fields:
+            parts.append(f"{name}:{getattr(self, name)}")
+        return "-".join(parts)
+
+    def to_row(self) -> dict:
+        """Flat typed columns for a latency table row."""
+        (ih, iw, ic), (oh, ow, oc) = self.in_shape, self.out_shape
+        return {
+            "op_key": self.key, "op": self.op,
+            "in_h": ih, "in_w": iw, "in_c": ic, "out_h": oh, "out_w": ow, "out_c": oc,
+            "kernel": self.kernel, "stride": self.stride, "expand": self.expand,
+            "dilation": self.dilation, "idskip": self.idskip,
+        }
+
+    @classmethod
+    def from_row(cls, row) -> "OpSpec":
+        return cls(
+            op=str(row["op"]),
+            in_shape=(int(row["in_h"]), int(row["in_w"]), int(row["in_c"])),
+            out_shape=(int(row["out_h"]), int(row["out_w"]), int(row["out_c"])),
+            kernel=int(row["kernel"]), stride=int(row["stride"]), expand=int(row["expand"]),
+            dilation=int(row["dilation"]), idskip=int(row["idskip"]),
+        )
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d["in_shape"], d["out_shape"] = list(self.in_shape), list(self.out_shape)
+        return d
+
+    @classmethod
+    def from_key(cls, key: str) -> "OpSpec":
+        """Parse a rendered key back into a spec (inverse of ``key`` for every registered op)."""
+        from edgenas.ops.registry import op_type
+
+        m = _KEY_RE.match(key.strip())
+        if not m:
+            raise InputError(f"cannot parse op key {key!r}: expected 'op-input:HxWxC-output:...'")
+        op = m.group("op")
+        t = op_type(op)
+        in_shape = _parse_shape(m.group("inp"), key)
+        out_txt = m.group("out")
+        if t.flat_output:
+            if not out_txt.isdigit():
+                raise InputError(f"op key {key!r}: {op} output must be a channel count")
+            out_shape = (1, 1, int(out_txt))
+        else:
+            out_shape = _parse_shape(out_txt, key)
+        extra = {}
+        for item in filter(None, (m.group("rest") or "").split("-")):
+            name, _, value = item.partition(":")
+            if name not in t.key_fields or not value.lstrip("-").isdigit():
+                raise InputError(f"op key {key!r}: unexpected field {item!r} for op {op}")
+            extra[name] = int(value)
+        missing = [f for f in t.key_fields if f not in extra]
+        if missing:
+            raise InputError(f"op key {key!r}: missing field(s) {', '.join(missing)}")
+        return t.complete(cls(op=op, in_shape=in_shape, out_shape=out_shape, **extra))
+
+
+SPEC_COLUMNS = [f.name for f in fields(OpSpec)]
+_KEY_RE = re.compile(r"^(?P<op>[A-Za-z_0-9]+?)-input:(?P<inp>[0-9x]+)-output:(?P<out>[0-9x]+)(?:-(?P<rest>.*))?$")
+
+
+def _shape(s: Shape) -> str:
+    return "x".join(str(v) for v in s)
+
+
+def _parse_shape(txt: str, key: str) -> Shape:
+    parts = txt.split("x")
+    if len(parts) != 3 or not all(p.isdigit() for p in parts):
+        raise InputError(f"op key {key!r}: shape {txt!r} is not HxWxC")
+    h, w, c = (int(p) for p in parts)
+    return (h, w, c)

@@ -1,0 +1,200 @@
+"""SearchSpace: the one interface every space implements, and the registry that finds them.
+
+A space is a typed configuration (a dataclass, fixed by a preset plus overrides) and knows:
+- which op instances a genotype's network executes (``op_specs``), in order;
+- its choice points, each with the op instances every option adds (``choice_points``);
+- how to build the standalone network of a genotype, and a supernet for search;
+- how to sample, validate and derive genotypes.
+Latency code iterates op specs only, so it never needs to know which space it is in.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from edgenas.errors import GenotypeError, SpaceError
+from edgenas.ops.spec import OpSpec
+
+
+@dataclass(frozen=True)
+class ChoicePoint:
+    """One decision of the search: ``options`` for the row ``row`` of arch parameter ``param``.
+
+    ``specs[k]`` lists every op instance that choosing option k adds to the network (a DARTS
+    edge is shared by every cell of its type, so one option can add several instances).
+    """
+
+    name: str
+    param: str
+    row: int
+    options: tuple[str, ...]
+    specs: tuple[tuple[OpSpec, ...], ...]
+
+
+class SearchSpace(ABC):
+    name: ClassVar[str]
+    config_cls: ClassVar[type]
+    presets: ClassVar[dict[str, dict[str, Any]]]
+    default_preset: ClassVar[str]
+    preset_help: ClassVar[dict[str, str]] = {}
+
+    def __init__(self, config):
+        self.config = config
+        self.validate_config()
+
+    # ---- construction ----------------------------------------------------------
+    @classmethod
+    def from_preset(cls, preset: str | None = None, **overrides) -> "SearchSpace":
+        preset = preset or cls.default_preset
+        if preset not in cls.presets:
+            raise SpaceError(
+                f"unknown preset {preset!r} for space {cls.name!r}; known: {', '.join(cls.presets)}"
+            )
+        values = dict(cls.presets[preset])
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls.from_config(values, preset=preset)
+
+    @classmethod
+    def from_config(cls, values: dict, preset: str | None = None) -> "SearchSpace":
+        known = {f.name for f in dataclasses.fields(cls.config_cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise SpaceError(f"unknown {cls.name} config field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        base = dict(cls.presets[preset or cls.default_preset])
+        base.update(values)
+        try:
+            cfg = cls.config_cls(**_tuples(base))
+        except TypeError as e:
+            raise SpaceError(f"bad {cls.name} config: {e}") from None
+        space = cls(cfg)
+        space.preset = preset
+        return space
+
+    def config_dict(self) -> dict:
+        return _lists(dataclasses.asdict(self.config))
+
+    def validate_config(self) -> None:
+        """Raise SpaceError for a configuration the space cannot build."""
+
+    # ---- what the latency code needs ------------------------------------------
+    @abstractmethod
+    def op_specs(self, arch) -> list[OpSpec]:
+        """Every op instance the network of ``arch`` executes, fixed parts included, in order."""
+
+    @abstractmethod
+    def choice_points(self) -> list[ChoicePoint]:
+        """The decisions of the search, with the op instances every option adds."""
+
+    @abstractmethod
+    def fixed_specs(self) -> list[OpSpec]:
+        """Op instances every architecture executes (stem, preprocess, head)."""
+
+    def all_op_specs(self) -> list[OpSpec]:
+        """Every op instance any architecture of the space can need: what a table must hold."""
+        seen = dict.fromkeys(self.fixed_specs())
+        for cp in self.choice_points():
+            for specs in cp.specs:
+                seen.update(dict.fromkeys(specs))
+        return list(seen)
+
+    # ---- genotypes ---------------------------------------------------------------
+    @abstractmethod
+    def sample(self, rng) -> Any:
+        """A uniformly random architecture (``rng`` is a ``random.Random``)."""
+
+    @abstractmethod
+    def parse_arch(self, data) -> Any:
+        """Validate JSON-like data into this space's arch object; GenotypeError if it does not fit."""
+
+    @abstractmethod
+    def arch_to_json(self, arch) -> Any:
+        """The JSON-ready form of an arch (inverse of ``parse_arch``)."""
+
+    @abstractmethod
+    def describe_arch(self, arch) -> list[str]:
+        """Human-readable lines naming every choice of the arch."""
+
+    @abstractmethod
+    def arch_weights(self, arch) -> dict:
+        """Supernet weights that select exactly this arch (one-hot rows, zero rows for unused edges)."""
+
+    @abstractmethod
+    def derive(self, weights: dict) -> Any:
+        """The discrete arch a supernet's arch weights stand for (argmax, DARTS' top-2 edges)."""
+
+    # ---- networks ----------------------------------------------------------------
+    @abstractmethod
+    def build(self, arch, **kwargs):
+        """The standalone ``nn.Module`` of an arch, for retraining and export."""
+
+    @abstractmethod
+    def supernet(self, **kwargs):
+        """A weight-sharing supernet exposing ``arch_params`` (name -> [rows, options])."""
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of one input image."""
+        c = self.config
+        return (c.in_channels, c.input_size, c.input_size)
+
+    @property
+    def num_classes(self) -> int:
+        return self.config.num_classes
+
+    def genotype(self, arch):
+        from edgenas.spaces.genotype import Genotype
+
+        return Genotype(space=self.name, config=self.config_dict(), arch=arch, preset=getattr(self, "preset", None))
+
+
+_SPACES: dict[str, type[SearchSpace]] = {}
+
+
+def register_space(cls):
+    _SPACES[cls.name] = cls
+    return cls
+
+
+def space_class(name: str) -> type[SearchSpace]:
+    _ensure_loaded()
+    try:
+        return _SPACES[name]
+    except KeyError:
+        raise SpaceError(f"unknown space {name!r}; known: {', '.join(sorted(_SPACES))}") from None
+
+
+def list_spaces() -> list[str]:
+    _ensure_loaded()
+    return sorted(_SPACES)
+
+
+def create_space(name: str, preset: str | None = None, **overrides) -> SearchSpace:
+    """The one front door: a space by name and preset, with config overrides (None = keep)."""
+    return space_class(name).from_preset(preset, **overrides)
+
+
+def _ensure_loaded():
+    from edgenas.spaces import darts, proxyless  # noqa: F401
+
+
+def _tuples(d: dict) -> dict:
+    def conv(v):
+        return tuple(conv(x) for x in v) if isinstance(v, list) else v
+
+    return {k: conv(v) for k, v in d.items()}
+
+
+def _lists(d: dict) -> dict:
+    def conv(v):
+        return [conv(x) for x in v] if isinstance(v, (list, tuple)) else v
+
+    return {k: conv(v) for k, v in d.items()}
+
+
+def require(cond: bool, message: str) -> None:
+    """Raise GenotypeError(message) unless cond: the one-line validation helper of the spaces."""
+    if not cond:
+        raise GenotypeError(message)

@@ -1,0 +1,125 @@
+"""Genotypes: a space name, its full configuration and the architecture, as versioned JSON.
+
+A genotype file carries the config it was searched in, so a network is rebuilt identically
+years later. ``load_genotype`` also takes the DARTS paper's ``Genotype(normal=..., ...)`` text
+and bare architecture objects, so published cells can be used directly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgenas.errors import GenotypeError
+from edgenas.io import atomic_write_text
+
+FORMAT = "edgenas.genotype"
+VERSION = 1
+
+
+@dataclass
+class Genotype:
+    space: str
+    config: dict
+    arch: Any  # the space's arch object (DartsArch, ProxylessArch)
+    preset: str | None = None
+    meta: dict = field(default_factory=dict)  # free-form provenance (search run, target, ...)
+
+    def resolve(self):
+        """The SearchSpace this genotype lives in."""
+        from edgenas.spaces.base import space_class
+
+        return space_class(self.space).from_config(self.config, preset=self.preset)
+
+    def to_dict(self) -> dict:
+        space = self.resolve()
+        d = {"format": FORMAT, "version": VERSION, "space": self.space, "preset": self.preset,
+             "config": self.config, "arch": space.arch_to_json(self.arch)}
+        if self.meta:
+            d["meta"] = self.meta
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2) + "\n"
+
+    def save(self, path) -> Path:
+        return atomic_write_text(path, self.to_json())
+
+
+def genotype_from_dict(data: dict, space: str | None = None, preset: str | None = None,
+                       overrides: dict | None = None) -> Genotype:
+    """Validate a parsed JSON object (envelope or bare arch) into a Genotype."""
+    from edgenas.spaces.base import space_class
+
+    if not isinstance(data, dict):
+        raise GenotypeError(f"a genotype must be a JSON object, got {type(data).__name__}")
+    if "arch" in data:
+        fmt = data.get("format", FORMAT)
+        if fmt != FORMAT:
+            raise GenotypeError(f"not an edgenas genotype (format {fmt!r}, expected {FORMAT!r})")
+        version = data.get("version", VERSION)
+        if not isinstance(version, int) or version > VERSION:
+            raise GenotypeError(f"genotype version {version!r} is newer than this edgenas reads ({VERSION}); upgrade edgenas")
+        file_space = data.get("space")
+        if space and file_space and space != file_space:
+            raise GenotypeError(f"genotype is for space {file_space!r}, not {space!r}")
+        space = file_space or space
+        if not space:
+            raise GenotypeError("genotype has no 'space' field; give --space (darts, proxyless)")
+        preset = preset or data.get("preset")
+        config = data.get("config") or {}
+        if not isinstance(config, dict):
+            raise GenotypeError("genotype 'config' must be an object")
+        arch_data, meta = data["arch"], data.get("meta") or {}
+    else:  # a bare arch: infer the space from its keys
+        space = space or ("darts" if "normal" in data else "proxyless" if "layers" in data else None)
+        if space is None:
+            raise GenotypeError("cannot tell the space of this genotype: give --space, or use an edgenas genotype file")
+        config, arch_data, meta = {}, data, {}
+    cls = space_class(space)
+    config = {**config, **{k: v for k, v in (overrides or {}).items() if v is not None}}
+    sp = cls.from_config(config, preset=preset if preset in cls.presets else None)
+    return Genotype(space=space, config=sp.config_dict(), arch=sp.parse_arch(arch_data),
+                    preset=getattr(sp, "preset", None), meta=meta)
+
+
+def load_genotype(source: str, space: str | None = None, preset: str | None = None,
+                  overrides: dict | None = None) -> Genotype:
+    """A genotype from a file path, a JSON string, or a DARTS ``Genotype(...)`` string."""
+    text = source
+    if _looks_like_path(source):
+        path = Path(source)
+        if path.is_dir() and (path / "genotype.json").is_file():
+            path = path / "genotype.json"
+        if not path.is_file():
+            raise GenotypeError(f"no such genotype file: {source}")
+        try:
+            text = path.read_text()
+        except (OSError, UnicodeDecodeError) as e:
+            raise GenotypeError(f"cannot read genotype file {source}: {e}") from None
+    stripped = text.strip()
+    if "Genotype" in stripped and "(" in stripped and not stripped.startswith("{"):
+        from edgenas.spaces.darts import parse_darts_text
+
+        if space not in (None, "darts"):
+            raise GenotypeError(f"a DARTS Genotype(...) string belongs to space 'darts', not {space!r}")
+        # Published DARTS cells come from the paper's CIFAR-10 setting: default to that network.
+        return genotype_from_dict(parse_darts_text(stripped), space="darts", preset=preset or "cifar10",
+                                  overrides=overrides)
+    if not stripped.startswith(("{", "[")):
+        raise GenotypeError(f"{source!r} is not a genotype file, a JSON object or a DARTS 'Genotype(...)' string")
+    try:
+        data = json.loads(stripped)
+    except json.JSONDecodeError as e:
+        raise GenotypeError(f"genotype is not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
+    return genotype_from_dict(data, space=space, preset=preset, overrides=overrides)
+
+
+def _looks_like_path(source: str) -> bool:
+    s = source.strip()
+    if s.startswith("{") or "Genotype(" in s or "\n" in s:
+        return False
+    return os.sep in s or s.endswith(".json") or os.path.exists(s)

@@ -1,0 +1,121 @@
+"""Spaces: networks, supernets, choice points, derivation, and the published-table key match."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+import yaml
+
+from edgenas.errors import SpaceError
+from edgenas.ops.complexity import count_params
+from edgenas.spaces import create_space, list_spaces, load_genotype
+
+from conftest import DARTS_V2
+
+PRESETS = [("darts", "small"), ("darts", "small32"), ("proxyless", "small"), ("proxyless", "small32")]
+
+
+def test_registry_lists_both_spaces():
+    assert {"darts", "proxyless"} <= set(list_spaces())
+
+
+@pytest.mark.parametrize("space,preset", PRESETS)
+def test_random_networks_run_and_match_their_op_specs(space, preset):
+    sp = create_space(space, preset)
+    rng = random.Random(1)
+    for _ in range(3):
+        arch = sp.sample(rng)
+        net = sp.build(arch).eval()
+        y = net(torch.randn(2, *sp.input_shape))
+        assert y.shape == (2, sp.num_classes)
+        keys = {s.key for s in sp.all_op_specs()}
+        assert {s.key for s in sp.op_specs(arch)} <= keys
+
+
+@pytest.mark.parametrize("space,preset", PRESETS)
+def test_supernet_runs_dense_and_single_path(space, preset):
+    sp = create_space(space, preset)
+    net = sp.supernet()
+    x = torch.randn(2, *sp.input_shape)
+    y = net(x)
+    y.sum().backward()
+    assert y.shape == (2, sp.num_classes)
+    assert all(p.grad is not None for p in net.arch_params.values())
+    arch = sp.sample(random.Random(0))
+    w = sp.arch_weights(arch)
+    assert set(w) == set(net.arch_params)
+    assert net(x, w).shape == (2, sp.num_classes)
+    assert sp.derive(w) == arch
+
+
+@pytest.mark.parametrize("space,preset", PRESETS)
+def test_choice_points_index_arch_params(space, preset):
+    sp = create_space(space, preset)
+    net = sp.supernet()
+    for cp in sp.choice_points():
+        param = net.arch_params[cp.param]
+        assert param.shape[-1] == len(cp.options) == len(cp.specs)
+        assert 0 <= cp.row < param.shape[0]
+        assert all(len(s) >= 1 for s in cp.specs)
+
+
+def test_single_path_supernet_matches_standalone_op_count():
+    """A one-hot supernet path computes only the chosen ops (skipping the rest)."""
+    sp = create_space("proxyless", "small")
+    arch = sp.sample(random.Random(5))
+    net = sp.supernet()
+    calls = []
+    hooks = [m.register_forward_hook(lambda *a: calls.append(1)) for mixed in net.mixed for m in mixed.ops]
+    net(torch.randn(1, *sp.input_shape), sp.arch_weights(arch))
+    for h in hooks:
+        h.remove()
+    assert len(calls) == len(arch.ops)
+
+
+def test_darts_v2_cifar10_has_paper_parameter_count():
+    g = load_genotype(DARTS_V2, overrides={"channels": 36, "layers": 20})
+    net = g.resolve().build(g.arch)
+    assert 3.2e6 < count_params(net) < 3.45e6  # DARTS paper: 3.3 M
+
+
+def test_darts_derive_keeps_two_strongest_non_none_edges():
+    sp = create_space("darts", "small")
+    w = {k: torch.zeros(sp.edges_per_cell, 8) for k in ("normal", "reduce")}
+    w["normal"][sp.edge_index(0, 0), 0] = 9.0  # 'none' is ignored by the DARTS rule
+    w["normal"][sp.edge_index(0, 0), 4] = 1.0
+    w["normal"][sp.edge_index(0, 1), 7] = 2.0
+    arch = sp.derive(w)
+    assert arch.normal[:2] == (("sep_conv_3x3", 0), ("dil_conv_5x5", 1))
+
+
+def test_proxyless_mobile_layout():
+    sp = create_space("proxyless", "mobile")
+    layers = sp.layers()
+    assert len(layers) == 22
+    assert [l.c_out for l in layers[1:5]] == [24] * 4 and layers[-1].c_out == 320
+    assert layers[0].options == ("3x3_MBConv1", "5x5_MBConv1", "7x7_MBConv1")
+    assert "zero" not in layers[1].options and "zero" in layers[2].options
+
+
+def test_every_pixel1_key_is_produced_by_the_mobile_preset(shared_data):
+    lut = yaml.safe_load((shared_data / "lut" / "proxylessnas-pixel1-mobile_trim.yaml").read_text())
+    keys = {s.key for s in create_space("proxyless", "mobile").all_op_specs()}
+    expanded = [k for k in lut if k.startswith("expanded_conv-")]
+    assert len(expanded) == 69
+    assert set(expanded) <= keys
+    assert set(lut) <= keys  # Conv, Conv_1 and Logits line up too
+
+
+@pytest.mark.parametrize("override", [{"channels": 0}, {"channels": 15}, {"layers": -1}])
+def test_bad_darts_config_is_rejected(override):
+    with pytest.raises(SpaceError):
+        create_space("darts", "small", **override)
+
+
+def test_unknown_space_and_preset():
+    with pytest.raises(SpaceError):
+        create_space("nasnet")
+    with pytest.raises(SpaceError):
+        create_space("darts", "huge")
