@@ -13,7 +13,7 @@ import click
 import typer
 
 from edgenas import __version__
-from edgenas.cli import genotype_cmd, spaces_cmd
+from edgenas.cli import devices_cmd, genotype_cmd, profile_cmd, spaces_cmd, tables_cmd
 from edgenas.errors import EdgeNASError
 
 app = typer.Typer(
@@ -41,6 +41,9 @@ def main(version: bool = typer.Option(False, "--version", callback=_version, is_
 
 app.command("spaces")(spaces_cmd.spaces)
 app.add_typer(genotype_cmd.app, name="genotype")
+app.add_typer(devices_cmd.app, name="devices")
+app.command("profile")(profile_cmd.profile)
+app.add_typer(tables_cmd.app, name="tables")
 
 
 def run(argv=None) -> int:

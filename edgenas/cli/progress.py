@@ -1,0 +1,19 @@
+"""Rich progress bars on stderr (so ``--json`` stdout stays clean)."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                           TimeRemainingColumn)
+
+from edgenas.cli._output import err_console
+
+
+@contextmanager
+def progress_bar():
+    bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("elapsed"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+                   TextColumn("{task.fields[detail]}", style="dim"), console=err_console, transient=False)
+    with bar:
+        yield bar

@@ -1,0 +1,42 @@
+"""TableStore: the ``latency_tables/<device>/<backend>.csv`` tree."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edgenas.errors import InputError
+from edgenas.latency.table import LatencyTable
+from edgenas.paths import tables_root
+
+
+class TableStore:
+    def __init__(self, root: Path | str | None = None):
+        self.root = Path(root) if root else tables_root()
+
+    def path(self, device: str, backend: str) -> Path:
+        for part, what in ((device, "device"), (backend, "backend")):
+            if not part or "/" in part or part.startswith("."):
+                raise InputError(f"invalid {what} name {part!r}")
+        return self.root / device / f"{backend}.csv"
+
+    def files(self) -> list[Path]:
+        return sorted(self.root.glob("*/*.csv")) if self.root.is_dir() else []
+
+    def load(self, device: str, backend: str, missing_ok: bool = True) -> LatencyTable:
+        p = self.path(device, backend)
+        if not p.exists():
+            if missing_ok:
+                return LatencyTable()
+            raise InputError(f"no latency table for device {device!r}, backend {backend!r} under {self.root} "
+                             f"(edgenas tables list shows what exists; edgenas profile --device {device} "
+                             f"--backend {backend} builds it)")
+        return LatencyTable.read(p)
+
+    def load_all(self) -> LatencyTable:
+        table = LatencyTable()
+        for p in self.files():
+            table = table.merge(LatencyTable.read(p))
+        return table
+
+    def save(self, table: LatencyTable, device: str, backend: str) -> Path:
+        return table.write(self.path(device, backend))

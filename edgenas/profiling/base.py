@@ -1,0 +1,129 @@
+"""Backend: one small interface per runtime, split into export (convert) and load (run).
+
+``export`` turns a module into the backend's artifact (``.onnx``, ``.tflite``, an engine) and
+``load`` turns an artifact into a ``Timer`` that runs one inference per call. Keeping the two
+apart lets on-device bundles ship the artifacts and time them elsewhere with the same protocol.
+Backends register with ``@register_backend``; ``create_backend`` is the one front door.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import ClassVar
+
+from edgenas.errors import BackendUnavailable, InputError
+from edgenas.profiling.protocol import Timer
+
+PRECISIONS = ("fp32", "fp16")
+
+
+class Backend(ABC):
+    name: ClassVar[str]
+    suffix: ClassVar[str] = ""  # artifact file suffix; "" = no file (eager PyTorch)
+    precisions: ClassVar[tuple[str, ...]] = ("fp32",)
+    install_hint: ClassVar[str] = ""
+    uses_threads: ClassVar[bool] = True
+
+    def __init__(self, threads: int = 1, precision: str = "fp32", **options):
+        if precision not in self.precisions:
+            raise InputError(f"backend {self.name!r} supports precision {', '.join(self.precisions)}, not {precision!r}")
+        if not isinstance(threads, int) or threads < 1:
+            raise InputError(f"threads must be a positive integer, got {threads!r}")
+        self.threads = threads if self.uses_threads else 1
+        self.precision = precision
+        self.options = options
+
+    # ---- availability --------------------------------------------------------------
+    @classmethod
+    @abstractmethod
+    def availability(cls) -> tuple[bool, str]:
+        """(True, "") when usable here, else (False, why) with an install hint."""
+
+    @classmethod
+    def require(cls) -> None:
+        ok, why = cls.availability()
+        if not ok:
+            raise BackendUnavailable(f"backend {cls.name!r} is not available here: {why}")
+
+    @abstractmethod
+    def runtime_version(self) -> str:
+        """Version string of the runtime that executes the artifact."""
+
+    # ---- convert / run ---------------------------------------------------------------
+    @abstractmethod
+    def export(self, module, input_shape: tuple[int, ...], path: Path) -> Path:
+        """Write the backend's artifact for ``module`` at NCHW ``input_shape``; return its path."""
+
+    @abstractmethod
+    def load(self, artifact, input_shape: tuple[int, ...]) -> Timer:
+        """A Timer that runs the artifact (or module, for eager backends) once per call."""
+
+    def prepare(self, module, input_shape, cache_dir: Path | None = None, cache_key: str | None = None) -> Timer:
+        """Export (reusing a cached artifact when ``cache_key`` is given) and load."""
+        if not self.suffix:
+            return self.load(module, input_shape)
+        if cache_dir is None or cache_key is None:
+            import tempfile
+
+            tmp = Path(tempfile.mkdtemp(prefix="edgenas-"))
+            return self.load(self.export(module, input_shape, tmp / f"model{self.suffix}"), input_shape)
+        path = Path(cache_dir) / self.name / f"{self.artifact_id(cache_key, input_shape)}{self.suffix}"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(path.name + ".partial")
+            self.export(module, input_shape, tmp)
+            tmp.replace(path)
+        return self.load(path, input_shape)
+
+    def artifact_id(self, cache_key: str, input_shape) -> str:
+        text = "|".join([self.name, self.precision, self.converter_version(), cache_key, "x".join(map(str, input_shape))])
+        return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+    def converter_version(self) -> str:
+        """Versions that change the artifact (exporter + runtime); part of the cache key."""
+        return self.runtime_version()
+
+    def describe(self) -> dict:
+        return {"backend": self.name, "runtime_version": self.runtime_version(), "precision": self.precision,
+                "threads": self.threads, "options": dict(self.options)}
+
+
+_BACKENDS: dict[str, type[Backend]] = {}
+
+
+def register_backend(cls):
+    if cls.name in _BACKENDS:
+        raise ValueError(f"backend {cls.name!r} registered twice")
+    _BACKENDS[cls.name] = cls
+    return cls
+
+
+def backend_class(name: str) -> type[Backend]:
+    _ensure_loaded()
+    try:
+        return _BACKENDS[name]
+    except KeyError:
+        raise InputError(f"unknown backend {name!r}; known: {', '.join(sorted(_BACKENDS))}") from None
+
+
+def list_backends() -> list[str]:
+    _ensure_loaded()
+    return sorted(_BACKENDS)
+
+
+def create_backend(name: str, threads: int = 1, precision: str = "fp32", **options) -> Backend:
+    """The one front door: a ready backend, or BackendUnavailable saying why and how to fix it."""
+    cls = backend_class(name)
+    cls.require()
+    return cls(threads=threads, precision=precision, **options)
+
+
+def _ensure_loaded():
+    from edgenas.profiling import cuda, onnxruntime_backend, tensorrt_backend, tflite, torch_cpu  # noqa: F401
+
+
+def host_arch() -> str:
+    return platform.machine()

@@ -1,0 +1,109 @@
+"""``onnxruntime``: ONNX Runtime, CPU execution provider by default, any installed EP by name.
+
+Export uses ``torch.onnx.export(dynamo=True)`` (the path ``edgenas export`` ships), falling back
+to the legacy TorchScript exporter where dynamo fails.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import warnings
+from pathlib import Path
+
+from edgenas.errors import BackendUnavailable, MeasurementError
+from edgenas.profiling.base import Backend, register_backend
+from edgenas.profiling.inputs import example_input
+from edgenas.profiling.protocol import Timer
+
+OPSET = 18
+
+
+def export_onnx(module, input_shape, path: Path, prefer_dynamo: bool = True) -> str:
+    """Write ``module`` as ONNX; returns the exporter used ('dynamo' or 'legacy')."""
+    import torch
+
+    from edgenas._quiet import quiet_converters
+
+    quiet_converters()
+    x = torch.from_numpy(example_input(input_shape))
+    module = module.eval()
+    errors = []
+    for dynamo in ((True, False) if prefer_dynamo else (False,)):
+        try:
+            with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+                warnings.simplefilter("ignore")
+                torch.onnx.export(module, (x,), str(path), dynamo=dynamo, opset_version=OPSET,
+                                  input_names=["input"], output_names=["output"], external_data=False)
+            return "dynamo" if dynamo else "legacy"
+        except Exception as e:  # noqa: BLE001 - exporter failures vary; we report them all
+            errors.append(f"{'dynamo' if dynamo else 'legacy'}: {type(e).__name__}: {str(e).splitlines()[0][:200]}")
+    raise MeasurementError("ONNX export failed: " + "; ".join(errors))
+
+
+class _OrtTimer(Timer):
+    def __init__(self, session, feed):
+        self.session, self.feed = session, feed
+
+    def __call__(self):
+        self.session.run(None, self.feed)
+
+
+@register_backend
+class OnnxRuntimeBackend(Backend):
+    name = "onnxruntime"
+    suffix = ".onnx"
+    precisions = ("fp32",)
+    install_hint = "pip install onnxruntime"
+
+    @classmethod
+    def availability(cls):
+        try:
+            import onnxruntime  # noqa: F401
+        except ImportError:
+            return False, f"onnxruntime is not installed ({cls.install_hint})"
+        return True, ""
+
+    def runtime_version(self) -> str:
+        import onnxruntime
+
+        return onnxruntime.__version__
+
+    def converter_version(self) -> str:
+        import torch
+
+        return f"ort{self.runtime_version()}-torch{torch.__version__}-opset{OPSET}"
+
+    @property
+    def providers(self) -> list[str]:
+        return list(self.options.get("providers") or ["CPUExecutionProvider"])
+
+    def export(self, module, input_shape, path):
+        export_onnx(module, input_shape, Path(path), prefer_dynamo=self.options.get("exporter", "dynamo") == "dynamo")
+        return Path(path)
+
+    def session(self, path):
+        import onnxruntime as ort
+
+        available = ort.get_available_providers()
+        missing = [p for p in self.providers if p not in available]
+        if missing:
+            raise BackendUnavailable(f"onnxruntime execution provider(s) {', '.join(missing)} not installed here; "
+                                     f"available: {', '.join(available)}")
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = self.threads
+        so.inter_op_num_threads = 1
+        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        so.log_severity_level = 3
+        return ort.InferenceSession(str(path), sess_options=so, providers=self.providers)
+
+    def load(self, path, input_shape):
+        sess = self.session(path)
+        name = sess.get_inputs()[0].name
+        return _OrtTimer(sess, {name: example_input(input_shape)})
+
+    def describe(self):
+        d = super().describe()
+        d["options"]["providers"] = self.providers
+        return d

@@ -1,0 +1,157 @@
+"""Resumable table building: measure op instances in chunks, save after every chunk.
+
+Each chunk is converted (artifacts are cached on disk), measured with the interleaved protocol
+against a reference op, and written atomically into the table before the next chunk starts. An
+interrupted run therefore keeps every finished chunk and every converted artifact; ``resume``
+measures only the op keys the table lacks for this (device, backend, runtime, precision,
+threads, batch).
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from edgenas.devices import DeviceProfile
+from edgenas.errors import DeviceError, InputError
+from edgenas.latency.store import TableStore
+from edgenas.latency.table import LatencyTable, TableSelection, rows_from_stats
+from edgenas.ops.registry import build_op, is_zero_cost
+from edgenas.ops.spec import OpSpec
+from edgenas.paths import cache_dir
+from edgenas.profiling.base import Backend
+from edgenas.profiling.environment import environment
+from edgenas.profiling.protocol import ProtocolSettings, measure
+
+#: timed right before every entry block (paired design); stored as ref_ms / ref_ratio
+REFERENCE_OP = OpSpec.make("sep_conv_3x3", (14, 14, 32), (14, 14, 32), stride=1)
+
+
+def nchw(spec: OpSpec, batch: int) -> tuple[int, int, int, int]:
+    h, w, c = spec.in_shape
+    return (batch, c, h, w)
+
+
+def prepare_op(backend: Backend, spec: OpSpec, batch: int, cache: Path | None = None):
+    """A Timer for one op instance at a batch size (artifact cached by op key)."""
+    return backend.prepare(build_op(spec).eval(), nchw(spec, batch), cache_dir=cache or cache_dir(),
+                           cache_key=f"op|{spec.key}")
+
+
+@dataclass
+class ProfileEvent:
+    """Progress callbacks: phase is 'convert' or 'measure'; done/total count op entries."""
+
+    phase: str
+    done: int
+    total: int
+    batch: int
+    key: str = ""
+
+
+@dataclass
+class ProfileResult:
+    table_path: Path
+    measured: int = 0
+    skipped_existing: int = 0
+    elapsed_s: float = 0.0
+    drift: list[float] = field(default_factory=list)
+    run_id: str = ""
+    per_batch: dict = field(default_factory=dict)
+
+
+def check_local_device(device: DeviceProfile) -> None:
+    """Refuse to profile hardware this is not, pointing at the flow that reaches it."""
+    ok, why = device.matches_this_machine()
+    if ok:
+        return
+    ways = []
+    if "ssh" in device.reach:
+        ways.append(f"over SSH: edgenas profile --device {device.name} --host USER@BOARD")
+    if "bundle" in device.reach:
+        ways.append(f"with an on-device bundle: edgenas profile --device {device.name} --bundle {device.name}.zip "
+                    f"(then run tools/edgenas_device_runner.py on the device and edgenas tables import results.json)")
+    if "published" in device.reach:
+        ways.append(f"or use its published table (edgenas tables show --device {device.name})")
+    hint = "; ".join(ways) if ways else "run edgenas on that device"
+    raise DeviceError(f"this machine is not a {device.name} ({why}); profile it {hint}")
+
+
+def profile_ops(device: DeviceProfile, backend: Backend, specs: list[OpSpec], batches: list[int],
+                store: TableStore, resume: bool = False, overwrite: bool = False,
+                settings: ProtocolSettings = ProtocolSettings(), chunk_size: int = 12,
+                on_event: Callable[[ProfileEvent], None] | None = None, command: str = "",
+                cache: Path | None = None) -> ProfileResult:
+    """Measure every (non-zero-cost) spec at every batch size into the device's table for the backend."""
+    if backend.name not in device.backends:
+        raise InputError(f"device {device.name} does not list backend {backend.name!r}; "
+                         f"its backends: {', '.join(device.backends)} (edit {device.path} to add it)")
+    start = time.perf_counter()
+    table = store.load(device.name, backend.name)
+    path = store.path(device.name, backend.name)
+    runtime = backend.runtime_version()
+    specs = [s for s in dict.fromkeys(specs) if not is_zero_cost(s)]
+    run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
+    run = {"kind": "profile", "command": command, "environment": environment(), "backend": backend.describe(),
+           "protocol": settings.as_dict(), "reference_op": REFERENCE_OP.key, "chunks": []}
+    result = ProfileResult(path, run_id=run_id)
+
+    plan = []
+    for batch in batches:
+        sel = TableSelection(device.name, backend.name, backend.precision, backend.threads, batch, runtime)
+        existing = table.for_selection(sel)
+        if len(existing) and not (resume or overwrite):
+            raise InputError(f"{path} already has {len(existing)} entries for {sel.describe()}; "
+                             f"add --resume to measure only the missing ones, or --overwrite to measure all again")
+        todo = specs if overwrite else table.missing(specs, sel)
+        result.skipped_existing += len(specs) - len(todo)
+        result.per_batch[batch] = {"todo": len(todo), "existing": len(specs) - len(todo)}
+        plan += [(batch, sel, todo[i:i + chunk_size]) for i in range(0, len(todo), chunk_size)]
+
+    total = sum(len(chunk) for _, _, chunk in plan)
+    done = 0
+    for batch, sel, chunk in plan:
+        timers = {}
+        for spec in chunk:
+            if on_event:
+                on_event(ProfileEvent("convert", done, total, batch, spec.key))
+            timers[spec.key] = prepare_op(backend, spec, batch, cache)
+        reference = prepare_op(backend, REFERENCE_OP, batch, cache)
+        if on_event:
+            on_event(ProfileEvent("measure", done, total, batch, f"{len(chunk)} ops"))
+        report = measure(timers, settings, reference=reference)
+        for t in list(timers.values()) + [reference]:
+            t.close()
+        rows = rows_from_stats(((s, report.stats[s.key].as_dict()) for s in chunk), sel, runtime, run_id)
+        run["chunks"].append({"batch": batch, "entries": len(chunk), "rounds": report.rounds,
+                              "elapsed_s": round(report.elapsed_s, 3), "drift": round(report.drift, 4),
+                              "reference_ms_p10_p50_p90": [round(float(x), 5) for x in
+                                                            np.percentile(report.reference_ms, [10, 50, 90])]
+                              if report.reference_ms else []})
+        table = table.upsert(rows, {run_id: run})
+        store.save(table, device.name, backend.name)  # atomic: a kill after this loses nothing measured
+        result.drift.append(report.drift)
+        done += len(chunk)
+        result.measured += len(chunk)
+        if on_event:
+            on_event(ProfileEvent("saved", done, total, batch))
+    result.elapsed_s = time.perf_counter() - start
+    return result
+
+
+def space_specs(space_names: list[str], preset: str | None, overrides: dict | None = None) -> list[OpSpec]:
+    from edgenas.spaces import create_space
+
+    specs: list[OpSpec] = []
+    for name in space_names:
+        specs += create_space(name, preset, **(overrides or {})).all_op_specs()
+    return list(dict.fromkeys(specs))
+
+
+def table_for(store: TableStore, device: str, backend: str) -> LatencyTable:
+    return store.load(device, backend)
