@@ -13,7 +13,7 @@ import click
 import typer
 
 from edgenas import __version__
-from edgenas.cli import devices_cmd, genotype_cmd, profile_cmd, spaces_cmd, tables_cmd
+from edgenas.cli import devices_cmd, genotype_cmd, predict_cmd, profile_cmd, spaces_cmd, tables_cmd
 from edgenas.errors import EdgeNASError
 
 app = typer.Typer(
@@ -44,6 +44,9 @@ app.add_typer(genotype_cmd.app, name="genotype")
 app.add_typer(devices_cmd.app, name="devices")
 app.command("profile")(profile_cmd.profile)
 app.add_typer(tables_cmd.app, name="tables")
+app.command("predict")(predict_cmd.predict)
+app.command("calibrate")(predict_cmd.calibrate)
+app.command("verify")(predict_cmd.verify)
 
 
 def run(argv=None) -> int:

@@ -1,0 +1,84 @@
+"""Differentiable expected latency of a supernet, in the form the search strategies call.
+
+For every choice point the predictor's op latencies are summed per option into a matrix
+``L[param][row, option]``; the expected latency of arch weights ``P`` (softmax probabilities
+for DARTS, sampled-path / gate probabilities for ProxylessNAS) is then
+
+    E[lat] = a * (fixed + sum_param sum(P * L)) + b + c * (K_fixed + sum_param sum(P * N))
+
+with the predictor's calibration (a, b, c) and N the number of executing ops per option. This is
+linear in P, so its gradient is exact and cheap.
+
+``mode="derived"`` (DARTS only) models what the DARTS derivation keeps: per node two of its
+incoming edges, with the best non-'none' op. Each edge's op distribution is renormalised over
+non-'none' ops and weighted by 2 * strength / sum of strengths of the node's edges (strength =
+the edge's largest non-'none' probability). A plain softmax sum counts all 14 edges, while a
+derived cell runs 8.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from edgenas.ops.registry import is_zero_cost
+
+
+class ExpectedLatency(nn.Module):
+    def __init__(self, space, predictor, mode: str = "softmax"):
+        super().__init__()
+        if mode not in ("softmax", "derived"):
+            raise ValueError(f"unknown expected-latency mode {mode!r}")
+        if mode == "derived" and space.name != "darts":
+            raise ValueError("mode='derived' models the DARTS derivation; use 'softmax' for other spaces")
+        self.space, self.mode, self.cal = space, mode, predictor.calibration
+        fixed = space.fixed_specs()
+        self.fixed_ms, self.fixed_ops = predictor.features(fixed)
+        points = space.choice_points()
+        ms = predictor.op_ms([s for cp in points for specs in cp.specs for s in specs])
+        rows: dict[str, int] = {}
+        for cp in points:
+            rows[cp.param] = max(rows.get(cp.param, 0), cp.row + 1)
+        width = {cp.param: len(cp.options) for cp in points}
+        self.params = sorted(rows)
+        for p in self.params:
+            self.register_buffer(f"lat_{p}", torch.zeros(rows[p], width[p]))
+            self.register_buffer(f"ops_{p}", torch.zeros(rows[p], width[p]))
+        for cp in points:
+            lat, ops = getattr(self, f"lat_{cp.param}"), getattr(self, f"ops_{cp.param}")
+            for j, specs in enumerate(cp.specs):
+                lat[cp.row, j] = sum(ms[s.key] for s in specs)
+                ops[cp.row, j] = sum(1 for s in specs if not is_zero_cost(s))
+        self.none_index = None
+        if mode == "derived":
+            from edgenas.ops.darts_ops import PRIMITIVES
+
+            self.none_index = PRIMITIVES.index("none")
+            self.node_of_row = [node for node in range(space.config.nodes) for _ in range(node + 2)]
+
+    def matrices(self) -> dict[str, torch.Tensor]:
+        return {p: getattr(self, f"lat_{p}") for p in self.params}
+
+    def forward(self, probs: dict[str, torch.Tensor]) -> torch.Tensor:
+        s = torch.as_tensor(self.fixed_ms, dtype=torch.float32)
+        k = torch.as_tensor(float(self.fixed_ops), dtype=torch.float32)
+        for p in self.params:
+            w = probs[p]
+            if self.mode == "derived":
+                w = self._derived_weights(w)
+            s = s + (w * getattr(self, f"lat_{p}")).sum()
+            k = k + (w * getattr(self, f"ops_{p}")).sum()
+        return self.cal.a * s + self.cal.b + self.cal.c * k
+
+    def _derived_weights(self, p: torch.Tensor) -> torch.Tensor:
+        mask = torch.ones_like(p)
+        mask[:, self.none_index] = 0
+        q = p * mask
+        strength = q.max(dim=1).values
+        op_dist = q / q.sum(dim=1, keepdim=True).clamp_min(1e-12)
+        keep = torch.zeros_like(strength)
+        nodes = torch.tensor(self.node_of_row, device=p.device)
+        for node in range(int(nodes.max()) + 1):
+            m = nodes == node
+            keep = keep + torch.where(m, 2 * strength / strength[m].sum().clamp_min(1e-12), torch.zeros_like(strength))
+        return op_dist * keep.clamp(max=1.0)[:, None]

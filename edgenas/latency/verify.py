@@ -1,0 +1,141 @@
+"""Calibrate the predictor on a few measured networks, and verify it on held-out ones.
+
+``calibrate`` measures N random whole networks (a seed stream of its own) and fits the
+correction; ``verify`` measures N *other* random networks and scores predicted against
+measured latency. Networks used for calibration are never scored: their ids are stored with
+the calibration and excluded when sampling the verification set.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from edgenas.latency.predictor import (CalibrationStore, LatencyPredictor, calibration_key, fit_calibration)
+from edgenas.latency.store import TableStore
+from edgenas.profiling.base import Backend
+from edgenas.profiling.networks import arch_id, measure_networks
+from edgenas.profiling.protocol import ProtocolSettings
+
+CALIBRATION_SEED_OFFSET = 1_000_003
+
+
+def kendall_tau(x, y) -> float:
+    """Kendall's tau-b (ties handled), O(n^2): fine for the tens of networks verify scores."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    n = len(x)
+    if n < 2:
+        return float("nan")
+    dx = np.sign(x[:, None] - x[None, :])
+    dy = np.sign(y[:, None] - y[None, :])
+    iu = np.triu_indices(n, 1)
+    s = float((dx[iu] * dy[iu]).sum())
+    tx, ty = float((dx[iu] != 0).sum()), float((dy[iu] != 0).sum())
+    return s / math.sqrt(tx * ty) if tx and ty else float("nan")
+
+
+def score(predicted, measured) -> dict:
+    p, m = np.asarray(predicted, float), np.asarray(measured, float)
+    rel = (p - m) / m
+    return {"n": int(len(m)), "within_5pct": float((np.abs(rel) <= 0.05).mean()),
+            "within_10pct": float((np.abs(rel) <= 0.10).mean()), "mape": float(np.abs(rel).mean()),
+            "rmse_ms": float(np.sqrt(((p - m) ** 2).mean())), "kendall_tau": kendall_tau(p, m),
+            "bias": float(rel.mean()), "max_abs_rel_error": float(np.abs(rel).max())}
+
+
+def sample_archs(space, n: int, seed: int, exclude: set[str] = frozenset()) -> list:
+    rng = random.Random(seed)
+    out, seen = [], set(exclude)
+    tries = 0
+    while len(out) < n and tries < 100 * n:
+        tries += 1
+        arch = space.sample(rng)
+        aid = arch_id(space, arch)
+        if aid not in seen:
+            seen.add(aid)
+            out.append(arch)
+    return out
+
+
+def calibrate(backend: Backend, space, predictor: LatencyPredictor, store: TableStore, n: int = 10, seed: int = 0,
+              settings: ProtocolSettings = ProtocolSettings(), on_progress: Callable | None = None):
+    """Measure ``n`` random networks, fit the correction, store it beside the table."""
+    archs = sample_archs(space, n, seed + CALIBRATION_SEED_OFFSET)
+    meas = measure_networks(backend, space, archs, predictor.sel.batch, settings, on_progress=on_progress)
+    feats = [predictor.features(space.op_specs(a)) for a in archs]
+    y = [predictor.measured_ms(m.stats.ref_ratio, m.stats.median_ms) for m in meas]
+    cal = fit_calibration(feats, y, [m.arch_id for m in meas], backend.runtime_version())
+    key = calibration_key(space, predictor.sel)
+    path = CalibrationStore(store).put(predictor.sel.device, predictor.sel.backend, key, cal)
+    predictor.calibration = cal
+    return cal, path, [{"arch_id": m.arch_id, "sum_ms": f[0], "ops": f[1], "measured_ms": v}
+                       for m, f, v in zip(meas, feats, y)]
+
+
+@dataclass
+class VerifyReport:
+    metrics: dict
+    raw_sum_metrics: dict
+    calibration: dict
+    networks: list
+    plot: str | None
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def verify(backend: Backend, space, predictor: LatencyPredictor, n: int = 50, seed: int = 0,
+           settings: ProtocolSettings = ProtocolSettings(), plot_path: Path | None = None,
+           on_progress: Callable | None = None, title: str = "") -> VerifyReport:
+    exclude = set(predictor.calibration.arch_ids)
+    archs = sample_archs(space, n, seed, exclude)
+    preds = [predictor.predict(space, a) for a in archs]  # table misses fail before any measuring
+    meas = measure_networks(backend, space, archs, predictor.sel.batch, settings, on_progress=on_progress)
+    measured = [predictor.measured_ms(m.stats.ref_ratio, m.stats.median_ms) for m in meas]
+    predicted = [p.predicted_ms for p in preds]
+    nets = [{"arch_id": m.arch_id, "arch": space.arch_to_json(a), "predicted_ms": p.predicted_ms, "sum_ms": p.sum_ms,
+             "measured_ms": y, "measured_raw_median_ms": m.stats.median_ms, "measured_p90_ms": m.stats.p90_ms,
+             "ref_ratio": m.stats.ref_ratio, "stable": m.stats.stable}
+            for a, p, m, y in zip(archs, preds, meas, measured)]
+    metrics = score(predicted, measured)
+    raw = score([p.sum_ms for p in preds], measured)
+    plot = None
+    if plot_path:
+        plot = str(scatter_plot(predicted, measured, plot_path, title or
+                                f"{predictor.sel.describe()}\n{space.name} {getattr(space, 'preset', '')}: "
+                                f"{100 * metrics['within_10pct']:.0f}% within ±10%, MAPE {100 * metrics['mape']:.1f}%"))
+    return VerifyReport(metrics, raw, asdict(predictor.calibration), nets, plot)
+
+
+def scatter_plot(predicted, measured, path: Path, title: str) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    p, m = np.asarray(predicted), np.asarray(measured)
+    lo, hi = 0.9 * min(p.min(), m.min()), 1.1 * max(p.max(), m.max())
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    xs = np.linspace(lo, hi, 50)
+    ax.fill_between(xs, 0.9 * xs, 1.1 * xs, color="tab:green", alpha=0.15, label="±10% band")
+    ax.plot(xs, xs, color="tab:green", lw=1)
+    inside = np.abs((p - m) / m) <= 0.10
+    ax.scatter(m[inside], p[inside], s=18, color="tab:blue", label="within ±10%")
+    ax.scatter(m[~inside], p[~inside], s=18, color="tab:red", label="outside")
+    ax.set_xlabel("measured latency (ms)")
+    ax.set_ylabel("predicted latency (ms)")
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(lo, hi)
+    ax.set_title(title, fontsize=8)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

@@ -1,0 +1,122 @@
+"""Predictor, calibration fit, differentiable expected latency, and verification metrics."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from edgenas.errors import TableMissError
+from edgenas.latency.expected import ExpectedLatency
+from edgenas.latency.predictor import Calibration, LatencyPredictor, fit_calibration
+from edgenas.latency.table import LatencyTable, TableSelection, rows_from_stats
+from edgenas.latency.verify import kendall_tau, score
+from edgenas.ops import is_zero_cost
+from edgenas.spaces import create_space
+
+SEL = TableSelection("dev", "onnxruntime", "fp32", 1, 1, "1.0")
+
+
+def _synthetic_table(space, drop_op=None):
+    """Entry value = a deterministic function of the op key (ref_ratio * ref_ms = ms)."""
+    rows = []
+    for s in space.all_op_specs():
+        if is_zero_cost(s) or s.op == drop_op:
+            continue
+        ms = 0.01 + (sum(map(ord, s.key)) % 97) / 1000
+        rows.append((s, {"median_ms": ms * 1.3, "ref_ms": 0.05, "ref_ratio": ms / 0.05, "stable": True}))
+    return LatencyTable().upsert(rows_from_stats(rows, SEL, "1.0", "r"))
+
+
+@pytest.mark.parametrize("space_name,preset", [("darts", "small"), ("proxyless", "small")])
+def test_prediction_is_calibrated_op_sum(space_name, preset):
+    sp = create_space(space_name, preset)
+    pred = LatencyPredictor(_synthetic_table(sp), SEL, Calibration(a=0.5, b=0.2, c=0.001, model="x"))
+    arch = sp.sample(random.Random(0))
+    specs = sp.op_specs(arch)
+    expected_sum = sum(0.01 + (sum(map(ord, s.key)) % 97) / 1000 for s in specs if not is_zero_cost(s))
+    k = sum(1 for s in specs if not is_zero_cost(s))
+    p = pred.predict(sp, arch)
+    assert p.sum_ms == pytest.approx(expected_sum)  # drift-corrected: ref_ratio * anchor, not the raw median
+    assert p.predicted_ms == pytest.approx(0.5 * expected_sum + 0.2 + 0.001 * k)
+    assert sum(r["ms_total"] for r in p.breakdown) == pytest.approx(expected_sum)
+
+
+def test_table_miss_lists_keys_and_the_fill_command():
+    sp = create_space("darts", "small")
+    pred = LatencyPredictor(_synthetic_table(sp, drop_op="dil_conv_5x5"), SEL, profile_hint="edgenas profile --x")
+    arch = next(a for a in (sp.sample(random.Random(i)) for i in range(50))
+                if any(o == "dil_conv_5x5" for o, _ in a.normal + a.reduce))
+    with pytest.raises(TableMissError) as e:
+        pred.predict(sp, arch)
+    assert all(k.startswith("dil_conv_5x5") for k in e.value.missing_keys) and "edgenas profile --x" in str(e.value)
+
+
+def test_calibration_fit_recovers_a_known_correction_and_prefers_the_smaller_model():
+    rng = np.random.default_rng(0)
+    s = rng.uniform(0.5, 2.0, 12)
+    k = rng.integers(40, 60, 12)
+    cal = fit_calibration(list(zip(s, k)), list(0.5 * s + 0.1), [str(i) for i in range(12)])
+    assert cal.model == "scale+offset" and cal.a == pytest.approx(0.5) and cal.b == pytest.approx(0.1)
+    assert cal.fit_mape < 1e-9 and cal.fit_within_10pct == 1.0 and cal.n_networks == 12
+    cal3 = fit_calibration(list(zip(s, k)), list(0.5 * s + 0.1 + 0.02 * k), [])
+    assert cal3.model == "scale+offset+per-op" and cal3.c == pytest.approx(0.02)
+
+
+@pytest.mark.parametrize("space_name,preset,mode", [("proxyless", "small", "softmax"), ("darts", "small", "softmax"),
+                                                    ("darts", "small", "derived")])
+def test_expected_latency_of_one_hot_weights_equals_the_prediction(space_name, preset, mode):
+    sp = create_space(space_name, preset)
+    pred = LatencyPredictor(_synthetic_table(sp), SEL, Calibration(a=0.7, b=0.05, c=0.002, model="x"))
+    exp = ExpectedLatency(sp, pred, mode=mode)
+    for seed in range(3):
+        arch = sp.sample(random.Random(seed))
+        got = float(exp(sp.arch_weights(arch)))
+        assert got == pytest.approx(pred.predict(sp, arch).predicted_ms, rel=1e-5)
+
+
+def test_expected_latency_is_differentiable_and_moves_the_right_way():
+    sp = create_space("proxyless", "small")
+    pred = LatencyPredictor(_synthetic_table(sp), SEL)
+    exp = ExpectedLatency(sp, pred)
+    net = sp.supernet()
+    lat = exp(net.softmax_weights())
+    lat.backward()
+    g = net.arch_params["layer3"].grad[0]
+    lat_row = exp.matrices()["layer3"][0]
+    assert int(g.argmax()) == int(lat_row.argmax()) and int(g.argmin()) == int(lat_row.argmin())
+
+
+def test_metrics():
+    assert kendall_tau([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert kendall_tau([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    assert kendall_tau([1, 2, 3], [1, 3, 2]) == pytest.approx(1 / 3)
+    m = score([1.0, 1.08, 1.2, 0.5], [1.0, 1.0, 1.0, 1.0])
+    assert m["within_5pct"] == 0.25 and m["within_10pct"] == 0.5 and m["mape"] == pytest.approx((0 + .08 + .2 + .5) / 4)
+
+
+def test_predict_cli_on_the_shipped_pixel1_table(cli, tmp_path):
+    """The imported Pixel 1 table prices a ProxylessNAS mobile network (uncalibrated op sum of published means)."""
+    sp = create_space("proxyless", "mobile")
+    g = sp.genotype(sp.sample(random.Random(3)))
+    path = g.save(tmp_path / "g.json")
+    code, out, err = cli("predict", path, "--device", "pixel-1", "--backend", "tflite", "--json")
+    assert code == 0, err
+    r = json.loads(out)
+    table = LatencyTable.read(__import__("edgenas.paths", fromlist=["x"]).REPO_ROOT / "latency_tables/pixel-1/tflite.csv")
+    means = dict(zip(table.df["op_key"], table.df["mean_ms"]))
+    want = sum(means[s.key] for s in sp.op_specs(g.arch) if not is_zero_cost(s))
+    assert r["predicted_ms"] == pytest.approx(want) and not r["calibrated"]
+    assert 40 < r["predicted_ms"] < 200  # ProxylessNAS mobile nets on a Pixel 1 run at tens of ms
+
+
+def test_predict_cli_reports_a_table_miss_in_one_line(cli):
+    code, _, err = cli("predict", "{\"space\": \"proxyless\", \"preset\": \"small\", \"arch\": {\"layers\": "
+                       "[\"3x3_MBConv1\", \"3x3_MBConv3\", \"zero\", \"3x3_MBConv3\", \"zero\", \"3x3_MBConv3\", "
+                       "\"zero\", \"3x3_MBConv3\", \"zero\", \"3x3_MBConv3\"]}}", "--device", "pixel-1",
+                       "--backend", "tflite")
+    assert code == 4 and "no entry for" in err and "edgenas profile --device pixel-1" in err
+    assert len(err.strip().splitlines()) == 1
