@@ -13,7 +13,7 @@ import click
 import typer
 
 from edgenas import __version__
-from edgenas.cli import devices_cmd, genotype_cmd, predict_cmd, profile_cmd, spaces_cmd, tables_cmd
+from edgenas.cli import devices_cmd, genotype_cmd, predict_cmd, profile_cmd, search_cmd, spaces_cmd, tables_cmd
 from edgenas.errors import EdgeNASError
 
 app = typer.Typer(
@@ -47,6 +47,7 @@ app.add_typer(tables_cmd.app, name="tables")
 app.command("predict")(predict_cmd.predict)
 app.command("calibrate")(predict_cmd.calibrate)
 app.command("verify")(predict_cmd.verify)
+app.command("search")(search_cmd.search)
 
 
 def run(argv=None) -> int:

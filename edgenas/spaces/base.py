@@ -125,6 +125,18 @@ class SearchSpace(ABC):
     def derive(self, weights: dict) -> Any:
         """The discrete arch a supernet's arch weights stand for (argmax, DARTS' top-2 edges)."""
 
+    @abstractmethod
+    def decisions(self) -> list[int]:
+        """Sizes of the categorical decisions that spell an arch (for controllers and evolution)."""
+
+    @abstractmethod
+    def arch_from_decisions(self, choices: list[int]) -> Any:
+        """The arch spelled by one index per decision (inverse of ``decisions_of``)."""
+
+    @abstractmethod
+    def decisions_of(self, arch) -> list[int]:
+        """One index per decision for an arch."""
+
     # ---- networks ----------------------------------------------------------------
     @abstractmethod
     def build(self, arch, **kwargs):

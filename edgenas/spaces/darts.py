@@ -10,6 +10,7 @@ keeps two (op, input) pairs per node.
 from __future__ import annotations
 
 import ast
+import itertools
 import re
 from dataclasses import dataclass
 
@@ -283,6 +284,39 @@ class DartsSpace(SearchSpace):
         concat = tuple(range(2, 2 + self.config.nodes))
         return DartsArch(cells["normal"], concat, cells["reduce"], concat)
 
+    def _pairs(self, node: int) -> list[tuple[int, int]]:
+        return list(itertools.combinations(range(node + 2), 2))
+
+    def decisions(self) -> list[int]:
+        ops = len(PRIMITIVES) - 1  # derived cells never hold 'none'
+        per_cell = [n for node in range(self.config.nodes) for n in (len(self._pairs(node)), ops, ops)]
+        return per_cell * 2
+
+    def arch_from_decisions(self, choices: list[int]) -> DartsArch:
+        ops = [p for p in PRIMITIVES if p != "none"]
+        it = iter(choices)
+        cells = []
+        for _ in range(2):
+            pairs = []
+            for node in range(self.config.nodes):
+                a, b = self._pairs(node)[next(it)]
+                pairs += [(ops[next(it)], a), (ops[next(it)], b)]
+            cells.append(tuple(pairs))
+        concat = tuple(range(2, 2 + self.config.nodes))
+        return DartsArch(cells[0], concat, cells[1], concat)
+
+    def decisions_of(self, arch: DartsArch) -> list[int]:
+        ops = [p for p in PRIMITIVES if p != "none"]
+        out = []
+        for pairs in (arch.normal, arch.reduce):
+            for node in range(self.config.nodes):
+                (oa, a), (ob, b) = sorted(pairs[2 * node: 2 * node + 2], key=lambda t: t[1])
+                if a == b or "none" in (oa, ob):
+                    raise GenotypeError("this DARTS arch reads one input twice or holds 'none': "
+                                        "it has no decision encoding")
+                out += [self._pairs(node).index((a, b)), ops.index(oa), ops.index(ob)]
+        return out
+
     # ---- networks --------------------------------------------------------------------
     def build(self, arch: DartsArch, drop_path: float = 0.0) -> "DartsNetwork":
         return DartsNetwork(self, arch, drop_path)
@@ -416,16 +450,17 @@ class SearchCell(nn.Module):
                 stride = 2 if p.reduction and inp < 2 else 1
                 self.edges.append(MixedOp(PRIMITIVES, lambda o, s=stride: _search_op(o, p.c, s)))
 
-    def forward(self, s0, s1, weights):
+    def forward(self, s0, s1, weights, active=None):
         states = [self.pre.pre0(s0), self.pre.pre1(s1)]
         offset = 0
         for node in range(self.nodes):
             acc = None
             for j, h in enumerate(states):
                 w = weights[offset + j]
-                if not bool((w.detach() != 0).any()):
+                act = None if active is None else active[offset + j]
+                if not bool((w.detach() != 0).any()) and not act:
                     continue  # edge not selected (ENAS / SPOS / derived paths)
-                y = self.edges[offset + j](h, w)
+                y = self.edges[offset + j](h, w, act)
                 acc = y if acc is None else acc + y
             offset += len(states)
             if acc is None:  # a node with no selected input contributes zeros
@@ -463,10 +498,10 @@ class DartsSupernet(nn.Module):
     def softmax_weights(self) -> dict:
         return {k: torch.softmax(v, dim=-1) for k, v in self.arch_params.items()}
 
-    def forward(self, x, weights: dict | None = None):
+    def forward(self, x, weights: dict | None = None, active: dict | None = None):
         weights = self.softmax_weights() if weights is None else weights
         s0 = s1 = self.stem(x)
         for cell in self.cells:
-            w = weights["reduce" if cell.reduction else "normal"]
-            s0, s1 = s1, cell(s0, s1, w)
+            kind = "reduce" if cell.reduction else "normal"
+            s0, s1 = s1, cell(s0, s1, weights[kind], None if active is None else active[kind])
         return self.classifier(s1)

@@ -19,8 +19,11 @@ class MixedOp(nn.Module):
         self.ops = nn.ModuleList(build(o) for o in options)
         self.zero = [o in ("none", "zero") for o in options]
 
-    def forward(self, x, weights):
-        active = torch.nonzero(weights.detach()).flatten().tolist()
+    def forward(self, x, weights, active=None):
+        """``active``: indices to compute even where their weight is 0 (ProxylessNAS needs the
+        output of both sampled paths to get the gate gradients); default: non-zero weights."""
+        if active is None:
+            active = torch.nonzero(weights.detach()).flatten().tolist()
         out = None
         for k in active:
             if not self.zero[k]:

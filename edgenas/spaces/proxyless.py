@@ -207,6 +207,15 @@ class ProxylessSpace(SearchSpace):
             l.options[int(weights[f"layer{l.index}"].detach().reshape(-1).argmax())] for l in self.layers()
         ))
 
+    def decisions(self) -> list[int]:
+        return [len(l.options) for l in self.layers()]
+
+    def arch_from_decisions(self, choices: list[int]) -> ProxylessArch:
+        return ProxylessArch(tuple(l.options[c] for l, c in zip(self.layers(), choices)))
+
+    def decisions_of(self, arch: ProxylessArch) -> list[int]:
+        return [l.options.index(op) for l, op in zip(self.layers(), arch.ops)]
+
     # ---- networks --------------------------------------------------------------------
     def build(self, arch: ProxylessArch, **_) -> "ProxylessNetwork":
         return ProxylessNetwork(self, arch)
@@ -267,10 +276,11 @@ class ProxylessSupernet(_Trunk):
     def softmax_weights(self) -> dict:
         return {k: torch.softmax(v, dim=-1) for k, v in self.arch_params.items()}
 
-    def forward(self, x, weights: dict | None = None):
+    def forward(self, x, weights: dict | None = None, active: dict | None = None):
         weights = self.softmax_weights() if weights is None else weights
         x = self.first_conv(x)
         for layer, mixed in zip(self.layers_meta, self.mixed):
-            y = mixed(x, weights[f"layer{layer.index}"][0])
+            name = f"layer{layer.index}"
+            y = mixed(x, weights[name][0], None if active is None else active[name][0])
             x = x + y if layer.can_skip else y
         return self.classifier(self.feature_mix(x))

@@ -1,0 +1,97 @@
+"""``edgenas search``: hardware-aware search against a latency table, end to end."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from edgenas.cli._output import console, emit
+from edgenas.cli.common import JSON
+from edgenas.cli.progress import progress_bar
+from edgenas.errors import InputError
+from edgenas.search.base import list_strategies
+
+
+def search(
+    device: str = typer.Option("x86-64-host", "--device", "-d", help="Target device (its table prices every op)."),
+    backend: str = typer.Option("onnxruntime", "--backend", "-b", help="Backend of the device's table."),
+    target_ms: float = typer.Option(..., "--target-ms", help="Latency target in ms (batch --batch on the device)."),
+    strategy: str = typer.Option("proxyless", "--strategy", "-s",
+                                 help="proxyless | darts | enas | spos | random"),
+    space: str = typer.Option("proxyless", "--space", help="darts or proxyless."),
+    preset: str = typer.Option("small", "--preset", help="Space preset; its ops must be in the table."),
+    data: str = typer.Option("fashion-mnist", "--data",
+                             help="fashion-mnist[:DIR] | cifar10:DIR | folder:DIR | synthetic (smoke tests)."),
+    budget: int = typer.Option(300, "--budget", help="Weight-update steps of the search phase (same for every strategy)."),
+    batch_size: int = typer.Option(64, "--batch-size", help="Training batch size."),
+    top_k: int = typer.Option(3, "--top-k", help="Candidates retrained from scratch."),
+    retrain_epochs: float = typer.Option(2.0, "--retrain-epochs", help="Epochs over the weights split per candidate."),
+    population: int = typer.Option(40, "--population", help="Candidates ranked at the end (samples / evolution)."),
+    batch: int = typer.Option(1, "--batch", help="Latency batch size (the table's)."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="Table threads (default: the device profile's)."),
+    train_size: int = typer.Option(12000, "--train-size", help="Images in the weights split."),
+    arch_size: int = typer.Option(4000, "--arch-size", help="Images in the architecture split."),
+    latency_loss: Optional[str] = typer.Option(None, "--latency-loss",
+                                               help="proxyless: mul#log | add#linear; darts: hinge | smooth."),
+    lam: Optional[float] = typer.Option(None, "--lambda", help="Latency penalty weight (add#linear, hinge, smooth)."),
+    order: int = typer.Option(1, "--order", help="DARTS: 1 (first order) or 2 (second order)."),
+    search_channels: Optional[int] = typer.Option(None, "--search-channels",
+                                                  help="DARTS: channels of the proxy supernet (the genotype is deployed at the preset's)."),
+    seed: int = typer.Option(0, "--seed"),
+    out: Optional[Path] = typer.Option(None, "--out", help="Run directory (default: runs/<strategy>-<space>-<device>-<T>ms-s<seed>)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run in --out."),
+    measure: bool = typer.Option(True, "--measure/--no-measure", help="Measure the retrained top-k on this machine."),
+    torch_device: str = typer.Option("auto", "--torch-device", help="auto (CUDA when present), cpu or cuda."),
+    as_json: bool = JSON,
+):
+    """Search an architecture predicted (and measured) under --target-ms on a device.
+
+    Examples:
+      edgenas search --device x86-64-host --backend onnxruntime --target-ms 0.8 --strategy proxyless
+      edgenas search --device x86-64-host --backend onnxruntime --space darts --target-ms 2 --strategy darts
+      edgenas search --device pixel-1 --backend tflite --space proxyless --preset mobile --target-ms 80
+    """
+    from edgenas.search.pipeline import SearchConfig, run_search
+
+    if strategy not in list_strategies():
+        raise InputError(f"unknown strategy {strategy!r}; known: {', '.join(list_strategies())}")
+    if target_ms <= 0:
+        raise InputError(f"--target-ms must be positive, got {target_ms}")
+    opts = {}
+    if latency_loss:
+        opts["latency_loss"] = latency_loss
+    if lam is not None:
+        opts["lam"] = lam
+    if strategy == "darts":
+        opts["order"] = order
+    overrides = {"channels": search_channels} if search_channels else {}
+    cfg = SearchConfig(device=device, backend=backend, target_ms=target_ms, strategy=strategy, space=space,
+                       preset=preset, data=data, batch=batch, threads=threads, seed=seed,
+                       budget=dict(steps=budget, batch_size=batch_size, top_k=top_k, retrain_epochs=retrain_epochs,
+                                   population=population),
+                       strategy_options=opts, search_overrides=overrides, weights_size=train_size,
+                       arch_size=arch_size, measure=measure, torch_device=torch_device)
+    out = out or Path("runs") / f"{strategy}-{space}-{device}-{target_ms:g}ms-s{seed}"
+    with progress_bar() as bar:
+        tasks: dict[str, int] = {}
+
+        def on_progress(phase, done, total):
+            key = phase.split(" (")[0]
+            if key not in tasks:
+                tasks[key] = bar.add_task(key, total=total, detail="")
+            bar.update(tasks[key], total=total, completed=done, detail=phase)
+
+        summary = run_search(cfg, out, resume=resume, on_progress=on_progress)
+
+    def render(s):
+        c = s["chosen"]
+        meas = f"{c['measured_ms']:.3f} ms measured" if c["measured_ms"] is not None else s["measurement"]
+        console.print(f"[bold]{s['strategy']}[/bold]: test accuracy {100 * c['test_acc']:.2f}%, predicted "
+                      f"{c['predicted_ms']:.3f} ms, {meas} (target {s['target_ms']} ms: "
+                      f"{'met' if c['meets_target'] else 'MISSED'})")
+        for name in ("genotype", "weights", "plot", "summary"):
+            console.print(f"  {name}: {s['files'][name]}")
+
+    emit(summary, as_json, render)

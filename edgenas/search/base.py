@@ -1,0 +1,199 @@
+"""Strategy: one small interface for every search algorithm, and what they share.
+
+A strategy advances in steps (``step``) under a fixed budget of weight-update steps, keeps its
+whole state in ``state_dict`` (so a run resumes after an interruption), and finally proposes
+``candidates``: architectures with a proxy accuracy (shared weights or short training, always
+on the ``arch`` split) and their predicted latency. The pipeline retrains the best feasible
+candidates from scratch with one protocol for every strategy, so results are comparable.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+
+from edgenas.errors import InputError
+from edgenas.search.data import Batches, DataSplits
+
+
+@dataclass
+class Budget:
+    """Compute budget, identical for every strategy of a comparison."""
+
+    steps: int = 300  # weight-update steps of the search phase (supernet or child training)
+    batch_size: int = 64
+    top_k: int = 3  # candidates retrained from scratch
+    retrain_epochs: float = 2.0  # epochs over the weights split (fractions allowed)
+    eval_examples: int = 2000  # arch-split examples used to rank a candidate with shared weights
+    population: int = 50  # candidates proposed / evaluated at the end (evolution population, samples)
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass
+class Candidate:
+    arch: Any
+    predicted_ms: float
+    proxy_acc: float
+    source: str  # which strategy phase proposed it (e.g. 'argmax', 'evolution gen 3')
+    step: int = 0
+
+    @property
+    def feasible_for(self):
+        return lambda target: self.predicted_ms <= target
+
+
+@dataclass
+class SearchContext:
+    space: Any  # the SearchSpace searched (its config is the deployed network's)
+    data: DataSplits
+    predictor: Any  # LatencyPredictor for the target device/backend/batch
+    expected: Any  # ExpectedLatency for supernet arch weights
+    target_ms: float
+    budget: Budget
+    seed: int = 0
+    device: str = "cpu"
+    search_space: Any = None  # proxy space trained during search (same choices, cheaper); default = space
+    options: dict = field(default_factory=dict)
+    log: Any = None  # callable(dict) appending a row to the search log
+
+    def __post_init__(self):
+        self.search_space = self.search_space or self.space
+        self.rng = random.Random(self.seed)
+        torch.manual_seed(self.seed)
+        shape = self.search_space.input_shape
+        self.train_batches = Batches(self.data.weights, self.data, self.budget.batch_size, shape, self.seed,
+                                     augment=False)
+        self.arch_batches = Batches(self.data.arch, self.data, self.budget.batch_size, shape, self.seed + 1)
+
+    def predicted_ms(self, arch) -> float:
+        return self.predictor.predict(self.space, arch).predicted_ms
+
+    def feasible(self, arch) -> bool:
+        return self.predicted_ms(arch) <= self.target_ms
+
+    def sample_feasible(self, tries: int = 2000):
+        """A uniformly random arch predicted at or under the target (rejection sampling)."""
+        for _ in range(tries):
+            arch = self.search_space.sample(self.rng)
+            if self.feasible(arch):
+                return arch
+        raise InputError(f"no random architecture of this space is predicted under {self.target_ms} ms in "
+                         f"{tries} tries; raise --target-ms (edgenas predict shows typical latencies)")
+
+    def log_row(self, **row) -> None:
+        if self.log:
+            self.log(row)
+
+    def batch(self, split: str = "weights"):
+        x, y = (self.train_batches if split == "weights" else self.arch_batches).next()
+        return x.to(self.device), y.to(self.device)
+
+
+class Strategy(ABC):
+    name: ClassVar[str]
+    summary: ClassVar[str] = ""
+
+    def __init__(self, **options):
+        self.options = options
+        self.step_count = 0
+
+    @abstractmethod
+    def setup(self, ctx: SearchContext) -> None:
+        """Build models and optimizers (called once, before ``load_state_dict`` on resume)."""
+
+    @abstractmethod
+    def step(self, ctx: SearchContext) -> dict:
+        """One weight-update step (plus whatever architecture work goes with it); returns log values."""
+
+    @abstractmethod
+    def candidates(self, ctx: SearchContext) -> list[Candidate]:
+        """Architectures proposed for retraining, with proxy accuracy and predicted latency."""
+
+    def state_dict(self) -> dict:
+        return {"step_count": self.step_count}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.step_count = state["step_count"]
+
+    def finished_early(self) -> bool:
+        """True when the strategy stops before the budget (e.g. DARTS' skip-connection guard)."""
+        return False
+
+
+_STRATEGIES: dict[str, type[Strategy]] = {}
+
+
+def register_strategy(cls):
+    _STRATEGIES[cls.name] = cls
+    return cls
+
+
+def list_strategies() -> list[str]:
+    _ensure_loaded()
+    return sorted(_STRATEGIES)
+
+
+def create_strategy(name: str, **options) -> Strategy:
+    _ensure_loaded()
+    if name not in _STRATEGIES:
+        raise InputError(f"unknown strategy {name!r}; known: {', '.join(sorted(_STRATEGIES))}")
+    return _STRATEGIES[name](**options)
+
+
+def _ensure_loaded():
+    from edgenas.search import darts, enas, proxyless, random_search, spos  # noqa: F401
+
+
+# ---- shared helpers -----------------------------------------------------------------------
+
+def shared_weight_accuracy(net, weights, ctx: SearchContext, examples: int | None = None,
+                           recalibrate_bn: int = 0) -> float:
+    """Accuracy of one path of a supernet on the arch split (optionally re-estimating BN first, as SPOS)."""
+    examples = examples or ctx.budget.eval_examples
+    if recalibrate_bn:
+        reset_bn(net)
+        net.train()
+        with torch.no_grad():
+            for _ in range(recalibrate_bn):
+                x, _ = ctx.batch("weights")
+                net(x, weights)
+    net.eval()
+    correct = total = 0
+    with torch.no_grad():
+        for x, y in ctx.arch_batches.epoch(256):
+            out = net(x.to(ctx.device), weights)
+            correct += int((out.argmax(1).cpu() == y).sum())
+            total += len(y)
+            if total >= examples:
+                break
+    net.train()
+    return correct / max(total, 1)
+
+
+def reset_bn(net) -> None:
+    for m in net.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average over the recalibration batches
+
+
+def cross_entropy(net, x, y, weights=None, active=None):
+    out = net(x, weights) if active is None else net(x, weights, active)
+    return F.cross_entropy(out, y), out
+
+
+def cosine_lr(step: int, total: int, base: float, floor: float = 0.0) -> float:
+    return floor + 0.5 * (base - floor) * (1 + math.cos(math.pi * min(step, total) / max(total, 1)))
+
+
+def set_lr(opt, lr: float) -> None:
+    for g in opt.param_groups:
+        g["lr"] = lr

@@ -1,0 +1,388 @@
+"""The search pipeline: search -> rank candidates -> retrain top-k from scratch -> measure -> pick.
+
+Every phase checkpoints into the run directory (atomic writes), so an interrupted run resumes
+where it stopped (``resume=True``). The run directory holds:
+
+    config.json          the full configuration (a resumed run must match it)
+    genotype.json        the chosen architecture (edgenas genotype, with results in 'meta')
+    weights.safetensors  its retrained weights
+    search_log.csv       one row per logged search step / phase event
+    candidates.csv       every evaluated candidate: proxy accuracy, predicted latency, retrain results
+    pareto.png           accuracy vs latency, Pareto front, target line
+    summary.json/.md     the numbers, for people and for tools
+    checkpoint.pt        resume state (removed when the run completes)
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from edgenas.errors import InputError
+from edgenas.io import atomic_write_bytes, atomic_write_text
+from edgenas.search.base import Budget, Candidate, SearchContext, create_strategy, cosine_lr, set_lr
+from edgenas.search.data import Batches, accuracy, load_data
+
+
+@dataclass
+class SearchConfig:
+    device: str
+    backend: str
+    target_ms: float
+    strategy: str = "proxyless"
+    space: str = "proxyless"
+    preset: str = "small"
+    data: str = "fashion-mnist"
+    batch: int = 1  # latency batch size (the table's)
+    threads: int | None = None
+    seed: int = 0
+    budget: dict = field(default_factory=dict)
+    strategy_options: dict = field(default_factory=dict)
+    search_overrides: dict = field(default_factory=dict)  # cheaper proxy supernet (e.g. channels=8)
+    weights_size: int | None = 12000
+    arch_size: int | None = 4000
+    test_size: int | None = None
+    measure: bool = True  # measure the retrained top-k on the device (when it is this machine)
+    tolerance: float = 0.05  # measured may exceed the target by this much before the target counts as missed
+    torch_device: str = "auto"
+
+
+class Run:
+    """Files of one run directory."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+    def write_json(self, name: str, obj) -> Path:
+        return atomic_write_text(self.file(name), json.dumps(obj, indent=2, default=_json_default) + "\n")
+
+    def write_csv(self, name: str, rows: list[dict]) -> Path:
+        keys: list[str] = []
+        for r in rows:
+            keys += [k for k in r if k not in keys]
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=keys)
+        w.writeheader()
+        w.writerows(rows)
+        return atomic_write_text(self.file(name), buf.getvalue())
+
+    def save_checkpoint(self, state: dict) -> None:
+        buf = io.BytesIO()
+        torch.save(state, buf)
+        atomic_write_bytes(self.file("checkpoint.pt"), buf.getvalue())
+
+    def load_checkpoint(self) -> dict | None:
+        p = self.file("checkpoint.pt")
+        return torch.load(p, weights_only=False) if p.exists() else None
+
+
+def _json_default(o):
+    if hasattr(o, "item"):
+        return o.item()
+    if isinstance(o, float) and (math.isnan(o) or math.isinf(o)):
+        return None
+    return str(o)
+
+
+def resolve_torch_device(name: str) -> str:
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError("--torch-device cuda asked for, but PyTorch sees no CUDA device")
+    return name
+
+
+def _context(cfg: SearchConfig, log: Callable) -> tuple[SearchContext, object]:
+    from edgenas.latency.expected import ExpectedLatency
+    from edgenas.latency.predictor import LatencyPredictor
+    from edgenas.spaces import create_space
+
+    space = create_space(cfg.space, cfg.preset)
+    search_space = create_space(cfg.space, cfg.preset, **cfg.search_overrides) if cfg.search_overrides else space
+    if search_space.decisions() != space.decisions():
+        raise InputError("search overrides must keep the space's choices (e.g. channels, not layers, for darts "
+                         "choices are per cell type; for proxyless keep the stage layout)")
+    predictor = LatencyPredictor.load(cfg.device, cfg.backend, space, cfg.batch, cfg.threads)
+    mode = "derived" if cfg.space == "darts" and cfg.strategy == "darts" else "softmax"
+    expected = ExpectedLatency(space, predictor, mode=mode)
+    data = load_data(cfg.data, cfg.weights_size, cfg.arch_size, cfg.test_size, cfg.seed)
+    budget = Budget(**cfg.budget)
+    ctx = SearchContext(space=space, data=data, predictor=predictor, expected=expected, target_ms=cfg.target_ms,
+                        budget=budget, seed=cfg.seed, device=resolve_torch_device(cfg.torch_device),
+                        search_space=search_space, options=cfg.strategy_options, log=log)
+    return ctx, predictor
+
+
+def retrain(ctx: SearchContext, arch, epochs: float, lr: float = 0.05, seed: int = 0,
+            on_step: Callable | None = None):
+    """Train the deployed network of ``arch`` from scratch on the weights split; (model, arch acc, test acc)."""
+    torch.manual_seed(seed)
+    model = ctx.space.build(arch).to(ctx.device)
+    shape = ctx.space.input_shape
+    batches = Batches(ctx.data.weights, ctx.data, ctx.budget.batch_size, shape, seed, augment=True)
+    steps = max(1, int(epochs * len(ctx.data.weights) / ctx.budget.batch_size))
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=3e-4)
+    model.train()
+    for i in range(steps):
+        set_lr(opt, cosine_lr(i, steps, lr))
+        x, y = batches.next()
+        loss = torch.nn.functional.cross_entropy(model(x.to(ctx.device)), y.to(ctx.device))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        opt.step()
+        if on_step:
+            on_step(i + 1, steps)
+    arch_acc = accuracy(model, Batches(ctx.data.arch, ctx.data, 256, shape, 0), device=ctx.device)
+    test_acc = accuracy(model, Batches(ctx.data.test, ctx.data, 256, shape, 0), device=ctx.device)
+    return model.cpu(), arch_acc, test_acc
+
+
+def pick_top(cands: list[Candidate], target: float, k: int) -> list[Candidate]:
+    """The k best feasible candidates by proxy accuracy (lowest latency first if none is feasible)."""
+    feasible = [c for c in cands if c.predicted_ms <= target]
+    pool = feasible or sorted(cands, key=lambda c: c.predicted_ms)[:k]
+    return sorted(pool, key=lambda c: (-c.proxy_acc, c.predicted_ms))[:k]
+
+
+def pareto(points: list[tuple[float, float]]) -> list[int]:
+    """Indices of (latency, accuracy) points not dominated (lower latency and higher accuracy)."""
+    order = sorted(range(len(points)), key=lambda i: (points[i][0], -points[i][1]))
+    front, best = [], -1.0
+    for i in order:
+        if points[i][1] > best:
+            front.append(i)
+            best = points[i][1]
+    return front
+
+
+def run_search(cfg: SearchConfig, out: Path, resume: bool = False, on_progress: Callable | None = None) -> dict:
+    """Run (or resume) a search; returns the summary dict (also written to ``out/summary.json``)."""
+    run = Run(out)
+    cfg_dict = asdict(cfg)
+    if run.file("config.json").exists():
+        if not resume:
+            raise InputError(f"{out} already holds a run; add --resume to continue it, or choose another --out")
+        old = json.loads(run.file("config.json").read_text())
+        if old != json.loads(json.dumps(cfg_dict)):
+            diff = sorted(k for k in set(old) | set(cfg_dict) if old.get(k) != json.loads(json.dumps(cfg_dict)).get(k))
+            raise InputError(f"--resume with different settings than {out}/config.json ({', '.join(diff)}); "
+                             f"rerun with the same flags or choose another --out")
+        if run.file("summary.json").exists() and not run.file("checkpoint.pt").exists():
+            return json.loads(run.file("summary.json").read_text())
+    run.path.mkdir(parents=True, exist_ok=True)
+    run.write_json("config.json", cfg_dict)
+
+    log_rows: list[dict] = []
+    ctx, predictor = _context(cfg, log_rows.append)
+    strategy = create_strategy(cfg.strategy, **cfg.strategy_options)
+    strategy.setup(ctx)
+    state = run.load_checkpoint() if resume else None
+    phase, retrained, cands, elapsed0 = "search", [], None, 0.0
+    if state:
+        strategy.load_state_dict(state["strategy"])
+        ctx.train_batches.load_state_dict(state["train_batches"])
+        ctx.arch_batches.load_state_dict(state["arch_batches"])
+        ctx.rng.setstate(state["rng"])
+        torch.set_rng_state(state["torch_rng"])
+        log_rows[:] = state["log"]
+        phase, retrained, cands = state["phase"], state["retrained"], state["candidates"]
+        elapsed0 = state.get("elapsed_s", 0.0)
+    t0 = time.perf_counter()
+
+    def checkpoint():
+        run.save_checkpoint({"strategy": strategy.state_dict(), "train_batches": ctx.train_batches.state_dict(),
+                             "arch_batches": ctx.arch_batches.state_dict(), "rng": ctx.rng.getstate(),
+                             "torch_rng": torch.get_rng_state(), "log": log_rows, "phase": phase,
+                             "retrained": retrained, "candidates": cands,
+                             "elapsed_s": elapsed0 + time.perf_counter() - t0})
+        run.write_csv("search_log.csv", log_rows or [{"step": 0}])
+
+    budget = ctx.budget
+    every = max(10, budget.steps // 20)
+    # ---- search ------------------------------------------------------------------------------
+    if phase == "search":
+        while strategy.step_count < budget.steps and not strategy.finished_early():
+            row = strategy.step(ctx)
+            if row:
+                log_rows.append({"step": strategy.step_count, "phase": "search", **row})
+            if on_progress:
+                on_progress("search", strategy.step_count, budget.steps)
+            if strategy.step_count % every == 0:
+                checkpoint()
+        if strategy.finished_early():
+            log_rows.append({"step": strategy.step_count, "phase": "early stop",
+                             "reason": "skip-connection guard (DARTS+)"})
+        if on_progress:
+            on_progress("rank candidates", 0, 1)
+        cands = strategy.candidates(ctx)
+        phase = "retrain"
+        checkpoint()
+    # ---- retrain ----------------------------------------------------------------------------
+    top = pick_top(cands, cfg.target_ms, budget.top_k)
+    while len(retrained) < len(top):
+        i = len(retrained)
+        cand = top[i]
+        model, arch_acc, test_acc = retrain(
+            ctx, cand.arch, budget.retrain_epochs, seed=cfg.seed + i,
+            on_step=(lambda s, n: on_progress(f"retrain {i + 1}/{len(top)}", s, n)) if on_progress else None)
+        from safetensors.torch import save_file
+
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(run.file(f"candidate{i}.safetensors")))
+        retrained.append({"index": i, "arch_acc": arch_acc, "test_acc": test_acc, "measured_ms": None,
+                          "measured_raw_ms": None})
+        log_rows.append({"step": strategy.step_count, "phase": "retrain", "candidate": i, "arch_acc": arch_acc,
+                         "test_acc": test_acc})
+        checkpoint()
+    # ---- measure ----------------------------------------------------------------------------
+    measured_note = _measure(cfg, ctx, predictor, top, retrained, run, on_progress) if cfg.measure else \
+        "not measured (--no-measure)"
+    phase = "done"
+    summary = _finish(cfg, ctx, predictor, strategy, cands, top, retrained, run, log_rows, measured_note,
+                      elapsed0 + time.perf_counter() - t0)
+    run.file("checkpoint.pt").unlink(missing_ok=True)
+    return summary
+
+
+def _measure(cfg, ctx, predictor, top, retrained, run, on_progress) -> str:
+    from edgenas.devices import get_profile
+    from edgenas.profiling.base import backend_class, create_backend
+    from edgenas.profiling.networks import measure_networks
+
+    prof = get_profile(cfg.device)
+    ok, why = prof.matches_this_machine()
+    if not ok:
+        return f"not measured: {why} (export the genotype and measure it on the device)"
+    avail, why = backend_class(cfg.backend).availability()
+    if not avail:
+        return f"not measured: {why}"
+    be = create_backend(cfg.backend, threads=predictor.sel.threads)
+    todo = [i for i, r in enumerate(retrained) if r["measured_ms"] is None]
+    if not todo:
+        return "measured"
+    meas = measure_networks(be, ctx.space, [top[i].arch for i in todo], cfg.batch,
+                            on_progress=(lambda ph, d, n: on_progress(f"measure ({ph})", d, n)) if on_progress else None)
+    for i, m in zip(todo, meas):
+        retrained[i]["measured_ms"] = predictor.measured_ms(m.stats.ref_ratio, m.stats.median_ms)
+        retrained[i]["measured_raw_ms"] = m.stats.median_ms
+        retrained[i]["measured_p90_ms"] = m.stats.p90_ms
+    return "measured"
+
+
+def _finish(cfg, ctx, predictor, strategy, cands, top, retrained, run, log_rows, measured_note, elapsed) -> dict:
+    from safetensors.torch import load_file, save_file
+
+    target = cfg.target_ms
+    limit = target * (1 + cfg.tolerance)
+
+    def ok(i):
+        r = retrained[i]
+        return (r["measured_ms"] if r["measured_ms"] is not None else top[i].predicted_ms) <= (
+            limit if r["measured_ms"] is not None else target)
+
+    order = sorted(range(len(top)), key=lambda i: (not ok(i), -retrained[i]["arch_acc"], top[i].predicted_ms))
+    best = order[0]
+    chosen, res = top[best], retrained[best]
+    rows = []
+    for c in cands:
+        row = {"arch": json.dumps(ctx.space.arch_to_json(c.arch)), "source": c.source, "proxy_acc": c.proxy_acc,
+               "predicted_ms": c.predicted_ms, "feasible": c.predicted_ms <= target}
+        for i, t in enumerate(top):
+            if t is c or repr(t.arch) == repr(c.arch):
+                row.update({"retrained": i, **{k: v for k, v in retrained[i].items() if k != "index"}})
+        rows.append(row)
+    run.write_csv("candidates.csv", rows)
+    save_file(load_file(str(run.file(f"candidate{best}.safetensors"))), str(run.file("weights.safetensors")))
+    meta = {"strategy": cfg.strategy, "device": cfg.device, "backend": cfg.backend, "batch": cfg.batch,
+            "threads": predictor.sel.threads, "target_ms": target, "predicted_ms": chosen.predicted_ms,
+            "measured_ms": res["measured_ms"], "test_acc": res["test_acc"], "arch_acc": res["arch_acc"],
+            "data": cfg.data, "weights": "weights.safetensors"}
+    g = ctx.space.genotype(chosen.arch)
+    g.meta = meta
+    g.save(run.file("genotype.json"))
+    plot = _plot(ctx, cands, top, retrained, target, run.file("pareto.png"), cfg)
+    summary = {
+        "run": str(run.path), "strategy": cfg.strategy, "space": cfg.space, "preset": cfg.preset,
+        "device": cfg.device, "backend": cfg.backend, "batch": cfg.batch, "threads": predictor.sel.threads,
+        "target_ms": target, "data": ctx.data.describe(), "budget": ctx.budget.as_dict(),
+        "steps_run": strategy.step_count, "stopped_early": strategy.finished_early(),
+        "candidates_evaluated": len(cands), "feasible_candidates": sum(c.predicted_ms <= target for c in cands),
+        "chosen": {"arch": ctx.space.arch_to_json(chosen.arch), "predicted_ms": chosen.predicted_ms,
+                   "measured_ms": res["measured_ms"], "measured_raw_ms": res.get("measured_raw_ms"),
+                   "test_acc": res["test_acc"], "arch_acc": res["arch_acc"], "proxy_acc": chosen.proxy_acc,
+                   "meets_target": ok(best)},
+        "retrained": [{"predicted_ms": t.predicted_ms, "proxy_acc": t.proxy_acc, **r} for t, r in zip(top, retrained)],
+        "measurement": measured_note, "calibrated_predictor": predictor.calibration.calibrated,
+        "elapsed_s": round(elapsed, 1), "torch_device": ctx.device,
+        "files": {"genotype": str(run.file("genotype.json")), "weights": str(run.file("weights.safetensors")),
+                  "plot": str(plot), "candidates": str(run.file("candidates.csv")),
+                  "log": str(run.file("search_log.csv")), "summary": str(run.file("summary.md"))},
+    }
+    run.write_json("summary.json", summary)
+    run.write_csv("search_log.csv", log_rows or [{"step": 0}])
+    atomic_write_text(run.file("summary.md"), _markdown(summary))
+    return summary
+
+
+def _plot(ctx, cands, top, retrained, target, path, cfg) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    pts = [(c.predicted_ms, c.proxy_acc) for c in cands]
+    if pts:
+        ax.scatter([p[0] for p in pts], [100 * p[1] for p in pts], s=12, color="0.6",
+                   label="candidates (proxy acc, predicted ms)")
+        front = pareto(pts)
+        fp = sorted((pts[i] for i in front))
+        ax.step([p[0] for p in fp], [100 * p[1] for p in fp], where="post", color="tab:orange", lw=1.2,
+                label="Pareto front (candidates)")
+    xs = [r["measured_ms"] if r["measured_ms"] is not None else t.predicted_ms for t, r in zip(top, retrained)]
+    ax.scatter(xs, [100 * r["test_acc"] for r in retrained], s=40, color="tab:blue", marker="D",
+               label="retrained (test acc, measured ms)" if retrained and retrained[0]["measured_ms"] is not None
+               else "retrained (test acc, predicted ms)")
+    ax.axvline(target, color="tab:red", ls="--", lw=1, label=f"target {target} ms")
+    ax.set_xlabel(f"latency (ms) on {cfg.device} / {cfg.backend}, batch {cfg.batch}")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title(f"{cfg.strategy} on {cfg.space}/{cfg.preset}, {ctx.data.name}", fontsize=9)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def _markdown(s: dict) -> str:
+    c = s["chosen"]
+    meas = f"{c['measured_ms']:.4f} ms measured" if c["measured_ms"] is not None else "not measured"
+    lines = [f"# edgenas search: {s['strategy']} on {s['space']}/{s['preset']}", "",
+             f"- target: {s['target_ms']} ms on {s['device']} / {s['backend']} (batch {s['batch']}, "
+             f"{s['threads']} thread(s))",
+             f"- chosen: predicted {c['predicted_ms']:.4f} ms, {meas}; test accuracy {100 * c['test_acc']:.2f}% "
+             f"({'meets' if c['meets_target'] else 'MISSES'} the target)",
+             f"- data: {s['data']['dataset']} ({s['data']['weights']} weight / {s['data']['arch']} arch / "
+             f"{s['data']['test']} test images)",
+             f"- budget: {s['budget']['steps']} steps x batch {s['budget']['batch_size']}, top-{s['budget']['top_k']} "
+             f"retrained {s['budget']['retrain_epochs']} epochs; ran {s['steps_run']} steps"
+             f"{' (stopped early)' if s['stopped_early'] else ''}; {s['elapsed_s']} s on {s['torch_device']}",
+             f"- candidates evaluated: {s['candidates_evaluated']} ({s['feasible_candidates']} predicted under target)",
+             "", "| # | predicted ms | measured ms | proxy acc | arch-split acc | test acc |", "|---|---|---|---|---|---|"]
+    for r in s["retrained"]:
+        m = f"{r['measured_ms']:.4f}" if r["measured_ms"] is not None else "-"
+        lines.append(f"| {r['index']} | {r['predicted_ms']:.4f} | {m} | {100 * r['proxy_acc']:.1f}% | "
+                     f"{100 * r['arch_acc']:.2f}% | {100 * r['test_acc']:.2f}% |")
+    lines += ["", f"Measurement: {s['measurement']}.", ""]
+    return "\n".join(lines)
