@@ -652,6 +652,8 @@ def results_from_benchmark_log(bundle, log_path, runtime_version=""):
     if manifest["backend"] != "tflite":
         raise RunnerError("benchmark_model runs .tflite models; this bundle is %s" % manifest["backend"])
     facts, blocks = split_benchmark_log(text)
+    if facts.get("bundle_id", manifest["bundle_id"]) != manifest["bundle_id"]:
+        raise RunnerError("%s is a log of bundle %s, not of %s" % (log_path, facts["bundle_id"], manifest["bundle_id"]))
     by_id = dict((e["id"], e) for e in manifest["entries"])
     refs_by_file = dict((r["file"], (b, r)) for b, r in manifest["references"].items())
     entries, references, last_ref = [], {}, {}
@@ -690,10 +692,18 @@ def results_from_benchmark_log(bundle, log_path, runtime_version=""):
                "runtime_version": "benchmark_model" + ("-" + version if version else ""),
                "protocol": {"tool": "benchmark_model", "flags": facts.get("flags", "")},
                "started_at": facts.get("started_at", _now()), "finished_at": facts.get("finished_at", _now()),
-               "device_facts": dict((k, v) for k, v in facts.items() if k not in ("flags",)),
+               "device_facts": _log_facts(facts),
                "references": references, "chunks": [], "entries": entries,
                "complete": len(entries) == len(manifest["entries"])}
     return results, manifest
+
+
+def _log_facts(facts):
+    out = dict((k, v) for k, v in facts.items() if v and k not in ("flags", "threads", "bundle_id"))
+    out["android"] = facts.get("android") == "true"
+    if str(facts.get("battery_temp_decic", "")).isdigit():
+        out["battery_temp_c"] = int(out.pop("battery_temp_decic")) / 10.0
+    return out
 
 
 # ---- command line -----------------------------------------------------------------------------------------
