@@ -12,6 +12,7 @@ chunk, so an interrupted run keeps what it finished (continue it with --resume).
 
   python3 edgenas_device_runner.py run BUNDLE.zip [--out results.json] [--resume]
   python3 edgenas_device_runner.py check BUNDLE.zip
+  python3 edgenas_device_runner.py probe tflite|onnxruntime
   python3 edgenas_device_runner.py benchmark-model BUNDLE.zip LOG [--out results.json]
 
 ``benchmark-model`` turns the log of tools/android_benchmark.sh (TFLite's benchmark_model run
@@ -717,6 +718,8 @@ def main(argv=None):
     r.add_argument("--quiet", action="store_true")
     c = sub.add_parser("check", help="can this Python run the bundle? (numpy, runtime, model hashes)")
     c.add_argument("bundle")
+    p = sub.add_parser("probe", help="can this Python run a backend's models? (numpy and the runtime)")
+    p.add_argument("backend", choices=["tflite", "onnxruntime"])
     b = sub.add_parser("benchmark-model", help="results.json from tools/android_benchmark.sh's log")
     b.add_argument("bundle")
     b.add_argument("log")
@@ -731,6 +734,10 @@ def main(argv=None):
             print("measured %d entries (%d stable) with %s -> %s" % (n, stable, res["runtime_version"], args.out))
         elif args.cmd == "check":
             print(json.dumps(check(args.bundle), sort_keys=True))
+        elif args.cmd == "probe":
+            runtime, version, _ = find_runtime(args.backend)
+            print(json.dumps({"runtime": runtime, "runtime_version": version, "python": platform.python_version(),
+                              "numpy": np.__version__}, sort_keys=True))
         elif args.cmd == "benchmark-model":
             res, manifest = results_from_benchmark_log(args.bundle, args.log, args.runtime_version)
             write_results(args.out, res, manifest["nonce"])

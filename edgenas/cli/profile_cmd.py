@@ -146,21 +146,19 @@ def _elsewhere(prof, backend, batches, specs, threads, precision, resume, overwr
             emit({"device": prof.name, "backend": be.name, "measured": 0, "message": "nothing missing"}, as_json,
                  lambda r: console.print(f"{r['device']} / {r['backend']}: the table has every entry; nothing to do"))
             return
-    with progress_bar() as bar:
-        task = bar.add_task(f"{be.name} t{be.threads}", total=None, detail="")
+    if bundle is not None:
+        with progress_bar(transient=True) as bar:
+            made = build_bundle(prof, be, specs, batches, bundle, settings, store=store, on_event=_on_event(bar, be))
+    else:
+        from edgenas.profiling.ssh import SSHTarget, board, profile_over_ssh
 
-        def on_event(ev):
-            bar.update(task, total=ev.total, completed=ev.done, detail=f"b{ev.batch} {ev.phase} {ev.key}"[:70])
-
-        if bundle is not None:
-            made = build_bundle(prof, be, specs, batches, bundle, settings, store=store, on_event=on_event)
-        else:
-            from edgenas.profiling.ssh import SSHTarget, profile_over_ssh
-
-            target = SSHTarget(host, ssh_port, identity, known_hosts)
-            report = profile_over_ssh(target, prof, be, specs, batches, store, settings, remote_python=remote_python,
-                                      keep_remote=keep_remote, command=command, on_event=on_event)
-        bar.update(task, completed=bar.tasks[0].total or 1, detail="done")
+        target = SSHTarget(host, ssh_port, identity, known_hosts)
+        with board(target, remote_python, be.name, keep=keep_remote) as on_board:  # fails fast, before converting
+            with progress_bar(transient=True) as bar:
+                report = profile_over_ssh(on_board, prof, be, specs, batches, store, settings, command=command,
+                                          on_event=_on_event(bar, be))
+        if keep_remote:
+            report.notes.append(f"remote files kept in {on_board.workdir}")
     if bundle is not None:
         result = {"device": prof.name, "backend": be.name, "threads": be.threads, "batches": batches,
                   "bundle": str(made.path), "bundle_id": made.bundle_id, "entries": made.entries,
@@ -191,3 +189,12 @@ def _elsewhere(prof, backend, batches, specs, threads, precision, resume, overwr
             console.print(n)
 
     emit(result, as_json, render)
+
+
+def _on_event(bar, be):
+    task = bar.add_task(f"{be.name} t{be.threads}", total=None, detail="")
+
+    def on_event(ev):
+        bar.update(task, total=ev.total, completed=ev.done, detail=f"b{ev.batch} {ev.phase} {ev.key}"[:70])
+
+    return on_event

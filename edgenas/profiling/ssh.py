@@ -11,13 +11,15 @@ pass every check of ``edgenas tables import``.
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import subprocess
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from edgenas.devices import DeviceProfile
 from edgenas.errors import DeviceError, InputError, MeasurementError
@@ -156,10 +158,24 @@ class SSHReport:
     remote_python: str
     python_version: str
     bundle_id: str
-    runner_output: str
     results_copy: Path
     imported: ImportReport
     notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Board:
+    """A prepared board: reachable, a working directory with the runner in it, Python and runtime checked."""
+
+    remote: Remote
+    python: str
+    workdir: str
+    python_version: str
+    runtime_version: str
+
+    def runner(self, args: str) -> str:
+        q = shlex.quote
+        return f"cd {q(self.workdir)} && {q(self.python)} {RUNNER} {args}"
 
 
 def check_python(remote: Remote, python: str) -> str:
@@ -176,59 +192,66 @@ def check_python(remote: Remote, python: str) -> str:
     return version
 
 
-def profile_over_ssh(target: SSHTarget, device: DeviceProfile, backend: Backend, specs: list[OpSpec],
-                     batches: list[int], store: TableStore, settings: ProtocolSettings = ProtocolSettings(),
-                     remote_python: str = "python3", keep_remote: bool = False, command: str = "",
-                     on_event: Callable[[ProfileEvent], None] | None = None, cache: Path | None = None) -> SSHReport:
-    """Bundle ``specs``, run them on the board, fetch results.json and import it (all or nothing)."""
+@contextmanager
+def board(target: SSHTarget, python: str, backend: str, keep: bool = False) -> Iterator[Board]:
+    """Check the board can run ``backend`` bundles before anything is converted; clean up after."""
     remote = Remote(target)
+    where = target.describe()
     rc, out = remote.run("echo edgenas-ssh-ok", timeout=target.connect_timeout_s + 30)
     if rc != 0 or "edgenas-ssh-ok" not in out:
-        raise DeviceError(f"{target.describe()} answered but could not run a shell command: {_last(out)}")
-    py_version = check_python(remote, remote_python)  # before minutes of converting
+        raise DeviceError(f"{where} answered but could not run a shell command: {_last(out)}")
+    version = check_python(remote, python)
+    rc, out = remote.run("mktemp -d \"${TMPDIR:-/tmp}/edgenas-XXXXXX\"")
+    workdir = out.strip().splitlines()[-1] if rc == 0 and out.strip() else ""
+    if not workdir.startswith("/"):
+        raise DeviceError(f"cannot make a working directory on {where}: {_last(out)}")
+    try:
+        remote.put((TOOLS / RUNNER).read_bytes(), f"{workdir}/{RUNNER}")
+        b = Board(remote, python, workdir, version, "")
+        rc, out = remote.run(b.runner(f"probe {shlex.quote(backend)}"))
+        if rc != 0:
+            raise DeviceError(f"{where} cannot run {backend} models with {python}: {_runner_error(out)}; install it "
+                              f"there, or pass --remote-python with a Python that has it. Nothing was imported")
+        b.runtime_version = json.loads(out.strip().splitlines()[-1])["runtime_version"]
+        yield b
+    finally:
+        if not keep:
+            try:
+                remote.run(f"rm -rf {shlex.quote(workdir)}", timeout=60)
+            except DeviceError:
+                pass
+
+
+def profile_over_ssh(b: Board, device: DeviceProfile, backend: Backend, specs: list[OpSpec], batches: list[int],
+                     store: TableStore, settings: ProtocolSettings = ProtocolSettings(), command: str = "",
+                     on_event: Callable[[ProfileEvent], None] | None = None, cache: Path | None = None) -> SSHReport:
+    """Bundle ``specs``, run them on the board, fetch results.json and import it (all or nothing)."""
+    where = b.remote.target.describe()
     with tempfile.TemporaryDirectory(prefix="edgenas-ssh-") as tmp:
         bundle = build_bundle(device, backend, specs, batches, Path(tmp) / "bundle.zip", settings, store=store,
                               cache=cache, on_event=on_event)
-        rc, out = remote.run("mktemp -d \"${TMPDIR:-/tmp}/edgenas-XXXXXX\"")
-        rdir = out.strip().splitlines()[-1] if rc == 0 and out.strip() else ""
-        if not rdir.startswith("/"):
-            raise DeviceError(f"cannot make a working directory on {target.describe()}: {_last(out)}")
-        q = shlex.quote
-        run_in = f"cd {q(rdir)} && {q(remote_python)} {RUNNER}"
-        try:
-            remote.put(bundle.path.read_bytes(), f"{rdir}/bundle.zip")
-            remote.put((TOOLS / RUNNER).read_bytes(), f"{rdir}/{RUNNER}")
-            rc, out = remote.run(f"{run_in} check bundle.zip")
-            if rc != 0:
-                raise DeviceError(f"{target.describe()} cannot run the bundle with {remote_python}: {_runner_error(out)}"
-                                  f"; install it there, or pass --remote-python with a Python that has it. "
-                                  f"Nothing was imported")
-            total = bundle.entries
+        b.remote.put(bundle.path.read_bytes(), f"{b.workdir}/bundle.zip")
+        rc, out = b.remote.run(b.runner("check bundle.zip"))
+        if rc != 0:
+            raise DeviceError(f"{where} cannot run the bundle: {_runner_error(out)}; nothing was imported")
+        total = bundle.entries
 
-            def on_line(line: str):
-                m = _PROGRESS.match(line)
-                if m and on_event:
-                    on_event(ProfileEvent("remote", int(m.group(1)), total, batches[0], m.group(3)[:60]))
+        def on_line(line: str):
+            m = _PROGRESS.match(line)
+            if m and on_event:
+                on_event(ProfileEvent("remote", int(m.group(1)), total, batches[0], m.group(3)[:60]))
 
-            rc, out = remote.run(f"{run_in} run bundle.zip --out results.json", timeout=None, on_line=on_line)
-            if rc != 0:
-                raise MeasurementError(f"the runner failed on {target.describe()} (exit {rc}): {_runner_error(out)}; "
-                                       f"nothing was imported")
-            data = remote.get(f"{rdir}/results.json")
-        finally:
-            if not keep_remote:
-                try:
-                    remote.run(f"rm -rf {q(rdir)}", timeout=60)
-                except DeviceError:
-                    pass
+        rc, out = b.remote.run(b.runner("run bundle.zip --out results.json"), timeout=None, on_line=on_line)
+        if rc != 0:
+            raise MeasurementError(f"the runner failed on {where} (exit {rc}): {_runner_error(out)}; "
+                                   f"nothing was imported")
+        data = b.remote.get(f"{b.workdir}/results.json")
         copy = Path(cache or cache_dir()) / "ssh-results" / f"{bundle.bundle_id}.json"
         atomic_write_bytes(copy, data)  # kept, so a rejected import can be inspected
         report = import_results(copy, store, bundle=bundle.path, command=command)
-    notes = [f"remote files kept in {rdir}"] if keep_remote else []
-    return SSHReport(target.host, remote_python, py_version, bundle.bundle_id, out, copy, report, notes)
+    return SSHReport(b.remote.target.host, b.python, b.python_version, bundle.bundle_id, copy, report)
 
 
 def _runner_error(output: str) -> str:
     errors = [ln[len("error: "):] for ln in output.splitlines() if ln.startswith("error: ")]
     return errors[-1][:300] if errors else (_last(output) or "no message")
-
