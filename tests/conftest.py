@@ -85,3 +85,17 @@ def numpy_only_python(tmp_path_factory) -> Path:
 def bare_python(tmp_path_factory) -> Path:
     """Python of a venv with nothing installed (no numpy, no runtime)."""
     return make_venv(tmp_path_factory.mktemp("venv") / "bare", [])
+
+
+@pytest.fixture(scope="session")
+def python38() -> str | None:
+    """A working Python 3.8 (pyenv's or python3.8 on PATH; shims that cannot run 3.8 do not count), or None."""
+    import glob
+    import shutil
+    import subprocess
+
+    for py in sorted(glob.glob(str(Path.home() / ".pyenv/versions/3.8*/bin/python"))) + [shutil.which("python3.8")]:
+        if py and subprocess.run([py, "-c", "import sys; assert sys.version_info[:2] == (3, 8)"],
+                                 capture_output=True).returncode == 0:
+            return py
+    return None

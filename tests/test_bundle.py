@@ -312,3 +312,27 @@ def test_android_helper_with_fake_adb_and_fake_benchmark_model(tmp_path, cli):
         assert row.n == 200 and row.source == "bundle:benchmark_model" and row.runtime_version == "benchmark_model-2.16.1"
     run = next(iter(t.runs.values()))
     assert "no per-call samples" in run["note"] and run["environment"]["android"] is True
+
+
+@pytest.mark.slow
+def test_runner_under_python_38_with_tflite_runtime_and_onnxruntime(built, tmp_path, python38):
+    """Old boards: Python 3.8, numpy 1.x, tflite_runtime (the fallback after ai_edge_litert) and onnxruntime."""
+    if python38 is None:
+        pytest.skip("no Python 3.8 on this machine")
+    venv = tmp_path / "py38"
+    subprocess.run([python38, "-m", "venv", str(venv)], check=True, capture_output=True)
+    python = venv / "bin" / "python"
+    p = subprocess.run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", "numpy<2",
+                        "onnxruntime", "tflite-runtime"], capture_output=True, text=True, timeout=900)
+    if p.returncode != 0:
+        pytest.skip(f"cannot install numpy/onnxruntime/tflite-runtime for Python 3.8: {p.stderr.strip()[-200:]}")
+    tfl = build_bundle(get_profile("raspberry-pi-4"), create_backend("tflite", threads=1), _specs(2), [1],
+                       tmp_path / "t.zip", QUICK, store=built[1], cache=built[2] / "cache")
+    for bundle, runtime in ((built[0], "onnxruntime"), (tfl, "tflite_runtime-")):
+        out = tmp_path / f"{bundle.bundle_id}.json"
+        p = run_runner(python, "run", bundle.path, "--out", out)
+        assert p.returncode == 0, p.stderr
+        res = json.loads(out.read_text())
+        assert res["device_facts"]["python"].startswith("3.8.") and res["modules"]["torch"] is False
+        assert res["runtime"].startswith(runtime.rstrip("-")) and len(res["entries"]) == bundle.entries
+        assert import_results(out, built[1]).imported == bundle.entries

@@ -8,9 +8,7 @@ synthetic host, and benchmark_model output parsed from captured text.
 from __future__ import annotations
 
 import ast
-import glob
 import importlib.util
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -32,15 +30,6 @@ def rt():
     return module
 
 
-def python38() -> str | None:
-    """A working Python 3.8 (pyenv's or on PATH; shims that cannot run 3.8 do not count)."""
-    for py in sorted(glob.glob(str(Path.home() / ".pyenv/versions/3.8*/bin/python"))) + [shutil.which("python3.8")]:
-        if py and subprocess.run([py, "-c", "import sys; assert sys.version_info[:2] == (3, 8)"],
-                                 capture_output=True).returncode == 0:
-            return py
-    return None
-
-
 # ---- standalone-ness ------------------------------------------------------------------------------------
 def test_runner_parses_as_python_38_and_avoids_newer_idioms():
     src = RUNNER.read_text()
@@ -60,11 +49,10 @@ def test_runner_parses_as_python_38_and_avoids_newer_idioms():
             assert getattr(node, "returns", None) is None and getattr(node, "annotation", None) is None
 
 
-def test_runner_compiles_under_a_real_python_38():
-    py = python38()
-    if py is None:
+def test_runner_compiles_under_a_real_python_38(python38):
+    if python38 is None:
         pytest.skip("no python3.8 on this machine (the syntax check above still ran)")
-    p = subprocess.run([py, "-m", "py_compile", str(RUNNER)], capture_output=True, text=True)
+    p = subprocess.run([python38, "-m", "py_compile", str(RUNNER)], capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
 
 
