@@ -143,6 +143,8 @@ def test_cli_imports_results_json_without_a_format(cli, built, results, tmp_path
     code, out, err = cli("tables", "import", results, "--bundle", built[0].path, "--tables-dir", tmp_path / "elsewhere",
                          "--json")
     assert code == 0 and json.loads(out)["imported"] == 6
+    code, out, err = cli("tables", "import", results, "--device", "pixel-7", "--tables-dir", root)
+    assert code == 2 and "holds results for raspberry-pi-4" in err
 
 
 def _tamper(data, how, other_bundle_id):
@@ -167,6 +169,10 @@ def _tamper(data, how, other_bundle_id):
         data["references"]["1"]["sha256"] = "1" * 64
     elif how == "negative":
         e["stats"].update(median_ms=-1.0)
+    elif how == "schema":
+        data["references"] = []
+    elif how == "no-checksum":
+        del data["checksum"]
     return data
 
 
@@ -181,6 +187,8 @@ def _tamper(data, how, other_bundle_id):
     ("threads", "threads is 4"),
     ("reference-hash", "reference model for batch 1"),
     ("negative", "no positive median_ms"),
+    ("schema", "'references' must be a dict"),
+    ("no-checksum", "'checksum' must be a str"),
 ])
 def test_tampered_or_foreign_results_are_rejected_and_merge_nothing(cli, built, results, table_with_rows, tmp_path,
                                                                     how, message):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Optional
@@ -160,6 +161,9 @@ def import_table(
 
     store = TableStore(tables_dir)
     if fmt is None and is_results_file(file):
+        named = json.loads(Path(file).read_text()).get("device")
+        if device is not None and device != named:
+            raise InputError(f"{file} holds results for {named}, not {device}; drop --device (results name their device)")
         rep = import_results(file, store, bundle=bundle, command="edgenas tables import " + str(file))
         result = {"file": str(file), "device": rep.device, "backend": rep.backend, "bundle_id": rep.bundle_id,
                   "measured_by": rep.measured_by, "runtime_version": rep.runtime_version, "imported": rep.imported,

@@ -110,6 +110,11 @@ def validate(results: dict, manifest: dict, where: str) -> None:
     def bad(msg):
         return ResultsRejected(f"{where}: {msg}; nothing was imported")
 
+    for key, kind in (("entries", list), ("references", dict), ("checksum", str), ("device_facts", dict),
+                      ("chunks", list)):
+        present = key in results
+        if (present and not isinstance(results[key], kind)) or (not present and key in ("entries", "checksum")):
+            raise bad(f"'{key}' must be a {kind.__name__}")
     for key in ("device", "backend", "precision", "threads"):
         if results.get(key) != manifest.get(key):
             raise bad(f"{key} is {results.get(key)!r} but bundle {manifest['bundle_id']} was built for "
