@@ -344,3 +344,16 @@ def test_runner_under_python_38_with_tflite_runtime_and_onnxruntime(built, tmp_p
         assert res["device_facts"]["python"].startswith("3.8.") and res["modules"]["torch"] is False
         assert res["runtime"].startswith(runtime.rstrip("-")) and len(res["entries"]) == bundle.entries
         assert import_results(out, built[1]).imported == bundle.entries
+
+
+def test_cli_import_of_published_tables_keeps_format_and_device(cli, tmp_path):
+    lut = tmp_path / "mobile_trim.yaml"
+    lut.write_text("Logits-input:1x1x1280-output:1000: {count: 5, mean: 0.25, var: 0.0001}\n")
+    code, _, err = cli("tables", "import", lut, "--tables-dir", tmp_path / "t")
+    assert code == 2 and "--format" in err and err.count("\n") == 1
+    code, _, err = cli("tables", "import", lut, "--format", "proxylessnas", "--tables-dir", tmp_path / "t")
+    assert code == 2 and "--device is needed" in err
+    code, out, err = cli("tables", "import", lut, "--format", "proxylessnas", "--device", "pixel-1",
+                         "--tables-dir", tmp_path / "t")
+    assert code == 0 and "imported 1 entries" in out
+    assert TableStore(tmp_path / "t").load("pixel-1", "tflite").latency_ms().iloc[0] == 0.25
