@@ -58,7 +58,10 @@ class DeviceProfile:
         """(True, "") if every detect rule holds here; else (False, what differs)."""
         if "local" not in self.reach:
             return False, f"{self.name} is reached by {' / '.join(self.reach)}, not run locally"
-        facts = machine_facts()
+        return self.matches(machine_facts())
+
+    def matches(self, facts: dict) -> tuple[bool, str]:
+        """(True, "") if every detect rule holds for ``facts`` (this machine's, or a remote runner's)."""
         for key, want in self.detect.items():
             have = facts.get(key)
             if key == "machine":
@@ -68,7 +71,7 @@ class DeviceProfile:
             else:
                 ok = bool(have) and re.search(str(want), str(have), re.I) is not None
             if not ok:
-                return False, f"{key} is {have!r} here, the profile expects {want!r}"
+                return False, f"{key} is {have!r}, the profile expects {want!r}"
         return True, ""
 
     def as_dict(self) -> dict:

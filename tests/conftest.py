@@ -37,3 +37,65 @@ def cli(capsys):
         return code, out.out, out.err
 
     return invoke
+
+
+def make_venv(path: Path, packages: list[str]) -> Path:
+    """A fresh venv at ``path`` with only ``packages`` (no torch, no edgenas); returns its python.
+
+    Skips the test (with pip's reason) only when no package index can be reached.
+    """
+    import subprocess
+    import sys
+
+    subprocess.run([sys.executable, "-m", "venv", str(path)], check=True, capture_output=True)
+    python = path / "bin" / "python"
+    if packages:
+        p = subprocess.run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", *packages],
+                           capture_output=True, text=True, timeout=900)
+        if p.returncode != 0:
+            offline = ("NewConnectionError", "Temporary failure in name resolution", "Network is unreachable",
+                       "No matching distribution found", "Could not find a version")
+            if any(s in p.stderr for s in offline):
+                pytest.skip(f"pip cannot install {' '.join(packages)} here: {p.stderr.strip().splitlines()[-1]}")
+            raise RuntimeError(f"pip install {' '.join(packages)} failed: {p.stderr[-1500:]}")
+    return python
+
+
+def _pinned(dist: str) -> str:
+    from importlib.metadata import version
+
+    return f"{dist}=={version(dist)}"
+
+
+@pytest.fixture(scope="session")
+def runner_python(tmp_path_factory) -> Path:
+    """Python of a venv with numpy, onnxruntime and ai-edge-litert at this env's versions, and no torch:
+    what a board needs to run tools/edgenas_device_runner.py."""
+    return make_venv(tmp_path_factory.mktemp("venv") / "runner",
+                     [_pinned("numpy"), _pinned("onnxruntime"), _pinned("ai-edge-litert")])
+
+
+@pytest.fixture(scope="session")
+def numpy_only_python(tmp_path_factory) -> Path:
+    """Python of a venv with numpy but no runtime: a board that lacks onnxruntime / TFLite."""
+    return make_venv(tmp_path_factory.mktemp("venv") / "numpy-only", [_pinned("numpy")])
+
+
+@pytest.fixture(scope="session")
+def bare_python(tmp_path_factory) -> Path:
+    """Python of a venv with nothing installed (no numpy, no runtime)."""
+    return make_venv(tmp_path_factory.mktemp("venv") / "bare", [])
+
+
+@pytest.fixture(scope="session")
+def python38() -> str | None:
+    """A working Python 3.8 (pyenv's or python3.8 on PATH; shims that cannot run 3.8 do not count), or None."""
+    import glob
+    import shutil
+    import subprocess
+
+    for py in sorted(glob.glob(str(Path.home() / ".pyenv/versions/3.8*/bin/python"))) + [shutil.which("python3.8")]:
+        if py and subprocess.run([py, "-c", "import sys; assert sys.version_info[:2] == (3, 8)"],
+                                 capture_output=True).returncode == 0:
+            return py
+    return None

@@ -1,4 +1,4 @@
-"""``edgenas profile``: build latency tables on the machine (or, later, the device) at hand."""
+"""``edgenas profile``: build latency tables here, over SSH on a board, or as a bundle for a phone."""
 
 from __future__ import annotations
 
@@ -14,8 +14,10 @@ from edgenas.cli.common import JSON
 from edgenas.cli.common_lists import int_list, str_list
 from edgenas.cli.progress import progress_bar
 from edgenas.devices import get_profile
-from edgenas.errors import BackendUnavailable
+from edgenas.errors import BackendUnavailable, InputError
 from edgenas.latency.store import TableStore
+from edgenas.latency.table import TableSelection
+from edgenas.ops.spec import OpSpec
 from edgenas.profiling.base import backend_class, create_backend
 from edgenas.profiling.protocol import ProtocolSettings
 from edgenas.profiling.runner import check_local_device, profile_ops, space_specs
@@ -35,6 +37,19 @@ def profile(
     quick: bool = typer.Option(False, "--quick", help="Short protocol (smoke tests; entries more often unstable)."),
     time_cap: Optional[float] = typer.Option(None, "--time-cap", help="Seconds per chunk of ops before stopping."),
     tables_dir: Optional[Path] = typer.Option(None, "--tables-dir", help="Table root (default: ./latency_tables)."),
+    ops: Optional[str] = typer.Option(None, "--ops", help="Op keys, comma-separated, instead of --space "
+                                                           "(e.g. those 'edgenas tables missing' lists)."),
+    bundle: Optional[Path] = typer.Option(None, "--bundle", help="Write an on-device bundle (.zip) for a device "
+                                                                  "edgenas cannot run on, instead of measuring here."),
+    host: Optional[str] = typer.Option(None, "--host", help="USER@HOST of a board: bundle, run it there over SSH, "
+                                                             "fetch and import the results."),
+    ssh_port: Optional[int] = typer.Option(None, "--ssh-port", help="SSH port (default: ssh's, usually 22)."),
+    identity: Optional[Path] = typer.Option(None, "--identity", help="SSH private key (default: ssh's)."),
+    known_hosts: Optional[Path] = typer.Option(None, "--known-hosts",
+                                               help="known_hosts file holding the board's key (default: ssh's)."),
+    remote_python: str = typer.Option("python3", "--remote-python", help="Python 3.8+ on the board that has numpy "
+                                                                         "and the runtime."),
+    keep_remote: bool = typer.Option(False, "--keep-remote", help="Leave the bundle and results on the board."),
     as_json: bool = JSON,
 ):
     """Measure every op instance of a space on a device and store it in the device's latency table.
@@ -42,11 +57,23 @@ def profile(
     Examples:
       edgenas profile --device x86-64-host --backend onnxruntime --space darts --batch 1
       edgenas profile --device x86-64-host --batch 1,8 --resume
+      edgenas profile --device pixel-7 --bundle pixel-7.zip      (then run it on the phone, see docs/mobile-teams.md)
+      edgenas profile --device jetson-nano --backend onnxruntime --host me@nano.local
     """
     prof = get_profile(device)
-    check_local_device(prof)
     batches = int_list(batch, "--batch")
-    specs = space_specs(str_list(space), preset)
+    specs = [OpSpec.from_key(k) for k in str_list(ops)] if ops else space_specs(str_list(space), preset)
+    settings = ProtocolSettings.quick() if quick else ProtocolSettings()
+    if time_cap:
+        settings = ProtocolSettings(**{**settings.as_dict(), "time_cap_s": time_cap})
+    command = "edgenas " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    if bundle is not None or host is not None:
+        return _elsewhere(prof, backend, batches, specs, threads, precision, resume, overwrite, settings, tables_dir,
+                          bundle, host, ssh_port, identity, known_hosts, remote_python, keep_remote, command, as_json)
+    for flag, value in (("--ssh-port", ssh_port), ("--identity", identity), ("--known-hosts", known_hosts)):
+        if value is not None:
+            raise InputError(f"{flag} goes with --host USER@HOST")
+    check_local_device(prof)
     names = str_list(backend) or list(prof.backends)
     backends, skipped = [], []
     for name in names:
@@ -60,11 +87,7 @@ def profile(
         backends.append(create_backend(name, threads=threads or prof.threads_for(name), precision=precision))
     for s in skipped:
         err_console.print(f"[yellow]skipping {s['backend']}: {s['reason']}[/yellow]")
-    settings = ProtocolSettings.quick() if quick else ProtocolSettings()
-    if time_cap:
-        settings = ProtocolSettings(**{**settings.as_dict(), "time_cap_s": time_cap})
     store = TableStore(tables_dir)
-    command = "edgenas " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     results = []
     with progress_bar() as bar:
         for be in backends:
@@ -90,3 +113,88 @@ def profile(
                           f"{b['elapsed_s']:.1f} s, max host drift {100 * b['max_drift']:.0f}% -> {b['table']}")
 
     emit(result, as_json, render)
+
+
+def _elsewhere(prof, backend, batches, specs, threads, precision, resume, overwrite, settings, tables_dir, bundle,
+               host, ssh_port, identity, known_hosts, remote_python, keep_remote, command, as_json):
+    """--bundle (build only) and --host (build, run over SSH, import): no local-device check."""
+    from edgenas.profiling.bundle import RUNNER_BACKENDS, build_bundle, check_bundle_backend
+
+    if bundle is not None and host is not None:
+        raise InputError("use --bundle (run it on the device yourself) or --host (edgenas runs it over SSH), not both")
+    if host is not None and "ssh" not in prof.reach:
+        raise InputError(f"{prof.name} is not reached over SSH (reach: {', '.join(prof.reach)}); "
+                         f"build a bundle with --bundle {prof.name}.zip instead")
+    names = str_list(backend) or [b for b in prof.backends if b in RUNNER_BACKENDS][:1]
+    if len(names) != 1:
+        raise InputError(f"a bundle holds one backend: pass --backend with one of "
+                         f"{', '.join(b for b in prof.backends if b in RUNNER_BACKENDS) or 'tflite, onnxruntime'}")
+    check_bundle_backend(prof, names[0])
+    be = create_backend(names[0], threads=threads or prof.threads_for(names[0]), precision=precision)
+    store = TableStore(tables_dir)
+    table = store.load(prof.name, be.name)
+    for b in batches:  # the same rule as local profiling: never silently re-measure what the table has
+        sel = TableSelection(prof.name, be.name, be.precision, be.threads, b)
+        have = len(table.for_selection(sel))
+        if have and host is not None and not (resume or overwrite):
+            raise InputError(f"{store.path(prof.name, be.name)} already has {have} entries for {sel.describe()}; "
+                             f"add --resume to measure only the missing ones, or --overwrite to measure all again")
+    if resume and not overwrite:
+        specs = [s for s in specs if any(table.missing([s], TableSelection(prof.name, be.name, be.precision,
+                                                                            be.threads, b)) for b in batches)]
+        if not specs:
+            emit({"device": prof.name, "backend": be.name, "measured": 0, "message": "nothing missing"}, as_json,
+                 lambda r: console.print(f"{r['device']} / {r['backend']}: the table has every entry; nothing to do"))
+            return
+    if bundle is not None:
+        with progress_bar(transient=True) as bar:
+            made = build_bundle(prof, be, specs, batches, bundle, settings, store=store, on_event=_on_event(bar, be))
+    else:
+        from edgenas.profiling.ssh import SSHTarget, board, profile_over_ssh
+
+        target = SSHTarget(host, ssh_port, identity, known_hosts)
+        with board(target, remote_python, be.name, keep=keep_remote) as on_board:  # fails fast, before converting
+            with progress_bar(transient=True) as bar:
+                report = profile_over_ssh(on_board, prof, be, specs, batches, store, settings, command=command,
+                                          on_event=_on_event(bar, be))
+        if keep_remote:
+            report.notes.append(f"remote files kept in {on_board.workdir}")
+    if bundle is not None:
+        result = {"device": prof.name, "backend": be.name, "threads": be.threads, "batches": batches,
+                  "bundle": str(made.path), "bundle_id": made.bundle_id, "entries": made.entries,
+                  "size_bytes": made.path.stat().st_size, "manifest_copy": str(made.manifest_copy),
+                  "next": [f"python3 edgenas_device_runner.py run {made.path.name} --out results.json",
+                           "edgenas tables import results.json"]}
+        emit(result, as_json, lambda r: console.print(
+            f"wrote {r['bundle']}: {r['entries']} {r['backend']} models for {r['device']} ({r['threads']} thread(s), "
+            f"batch {','.join(map(str, r['batches']))}), bundle {r['bundle_id']}, {r['size_bytes'] / 1e6:.1f} MB\n"
+            f"on the device:  {r['next'][0]}\n"
+            f"  (Android without Python: sh android_benchmark.sh {Path(r['bundle']).name} ./benchmark_model)\n"
+            f"then here:      {r['next'][1]}"))
+        return
+    imp = report.imported
+    result = {"device": prof.name, "backend": be.name, "host": report.host, "remote_python": report.remote_python,
+              "python_version": report.python_version, "bundle_id": report.bundle_id,
+              "runtime_version": imp.runtime_version, "threads": be.threads, "batches": batches,
+              "imported": imp.imported, "table": str(imp.table), "table_entries": imp.table_entries,
+              "run_id": imp.run_id, "results_copy": str(report.results_copy), "warnings": imp.warnings,
+              "notes": report.notes}
+    for w in imp.warnings:
+        err_console.print(f"[yellow]warning: {w}[/yellow]")
+
+    def render(r):
+        console.print(f"{r['host']} ({r['runtime_version']}, Python {r['python_version']}): measured {r['imported']} "
+                      f"entries of bundle {r['bundle_id']} -> {r['table']} ({r['table_entries']} entries in all)")
+        for n in r["notes"]:
+            console.print(n)
+
+    emit(result, as_json, render)
+
+
+def _on_event(bar, be):
+    task = bar.add_task(f"{be.name} t{be.threads}", total=None, detail="")
+
+    def on_event(ev):
+        bar.update(task, total=ev.total, completed=ev.done, detail=f"b{ev.batch} {ev.phase} {ev.key}"[:70])
+
+    return on_event

@@ -11,9 +11,10 @@ from edgenas.cli._output import err_console
 
 
 @contextmanager
-def progress_bar():
+def progress_bar(transient: bool = False):
+    """``transient``: clear the bar when done, so a failure or the summary is the only line left."""
     bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                    TextColumn("elapsed"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-                   TextColumn("{task.fields[detail]}", style="dim"), console=err_console, transient=False)
+                   TextColumn("{task.fields[detail]}", style="dim"), console=err_console, transient=transient)
     with bar:
         yield bar

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Optional
@@ -9,7 +10,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from edgenas.cli._output import console, emit
+from edgenas.cli._output import console, emit, err_console
 from edgenas.cli.common import JSON
 from edgenas.cli.common_lists import int_list, str_list
 from edgenas.errors import InputError
@@ -138,22 +139,50 @@ def missing(
 
 @app.command("import")
 def import_table(
-    file: Path = typer.Argument(..., help="Published table (proxylessnas YAML) to import."),
-    fmt: str = typer.Option(..., "--format", help=f"Input format: {', '.join(FORMATS)}."),
-    device: str = typer.Option(..., "--device", "-d", help="Device name to file it under (e.g. pixel-1)."),
-    backend: str = typer.Option("tflite", "--backend", "-b", help="Backend the table was measured with."),
+    file: Path = typer.Argument(..., help="results.json from a device, or a published table (--format)."),
+    fmt: Optional[str] = typer.Option(None, "--format", help=f"Published table format: {', '.join(FORMATS)} "
+                                                             "(not needed for results.json)."),
+    device: Optional[str] = typer.Option(None, "--device", "-d", help="Device to file a published table under "
+                                                                      "(e.g. pixel-1); results.json names its own."),
+    backend: str = typer.Option("tflite", "--backend", "-b", help="Backend a published table was measured with."),
     threads: int = typer.Option(1, "--threads"),
     note: str = typer.Option("", "--note", help="Provenance note (source repository, commit, licence)."),
+    bundle: Optional[Path] = typer.Option(None, "--bundle", help="The bundle zip the device ran (needed when the "
+                                                                 "bundle was built on another machine)."),
     tables_dir: Optional[Path] = TABLES_DIR, as_json: bool = JSON,
 ):
-    """Import a published lookup table (ProxylessNAS / Once-for-All YAML) with its provenance.
+    """Import a device's results.json (checked against its bundle) or a published lookup table.
 
-    Example: edgenas tables import mobile_trim.yaml --format proxylessnas --device pixel-1
+    Examples:
+      edgenas tables import results.json
+      edgenas tables import mobile_trim.yaml --format proxylessnas --device pixel-1
     """
+    from edgenas.profiling.results_import import import_results, is_results_file
+
+    store = TableStore(tables_dir)
+    if fmt is None and is_results_file(file):
+        named = json.loads(Path(file).read_text()).get("device")
+        if device is not None and device != named:
+            raise InputError(f"{file} holds results for {named}, not {device}; drop --device (results name their device)")
+        rep = import_results(file, store, bundle=bundle, command="edgenas tables import " + str(file))
+        result = {"file": str(file), "device": rep.device, "backend": rep.backend, "bundle_id": rep.bundle_id,
+                  "measured_by": rep.measured_by, "runtime_version": rep.runtime_version, "imported": rep.imported,
+                  "bundle_entries": rep.bundle_entries, "table_entries": rep.table_entries, "table": str(rep.table),
+                  "run_id": rep.run_id, "warnings": rep.warnings}
+        for w in rep.warnings:
+            err_console.print(f"[yellow]warning: {w}[/yellow]")
+        emit(result, as_json, lambda r: console.print(
+            f"imported {r['imported']} of {r['bundle_entries']} entries of bundle {r['bundle_id']} "
+            f"({r['measured_by']}, {r['runtime_version']}) -> {r['table']} ({r['table_entries']} entries in all)"))
+        return
+    if fmt is None:
+        raise InputError(f"{file} is not an edgenas results.json; for a published table pass --format "
+                         f"({', '.join(FORMATS)}) and --device")
     if fmt not in FORMATS:
         raise InputError(f"unknown table format {fmt!r}; known: {', '.join(FORMATS)}")
+    if device is None:
+        raise InputError(f"--device is needed for a {fmt} table: the device to file it under (e.g. pixel-1)")
     new = import_proxylessnas(file, device=device, backend=backend, threads=threads, note=note)
-    store = TableStore(tables_dir)
     merged = store.load(device, backend).merge(new)
     path = store.save(merged, device, backend)
     result = {"file": str(file), "device": device, "backend": backend, "imported": len(new),

@@ -70,13 +70,20 @@ class Backend(ABC):
 
             tmp = Path(tempfile.mkdtemp(prefix="edgenas-"))
             return self.load(self.export(module, input_shape, tmp / f"model{self.suffix}"), input_shape)
+        return self.load(self.artifact(module, input_shape, cache_dir, cache_key), input_shape)
+
+    def artifact(self, module, input_shape, cache_dir: Path, cache_key: str) -> Path:
+        """The cached artifact for ``cache_key`` at ``input_shape``, exported on first use.
+
+        Shared by local profiling and on-device bundles, so both time the very same file.
+        """
         path = Path(cache_dir) / self.name / f"{self.artifact_id(cache_key, input_shape)}{self.suffix}"
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(path.name + ".partial")
             self.export(module, input_shape, tmp)
             tmp.replace(path)
-        return self.load(path, input_shape)
+        return path
 
     def artifact_id(self, cache_key: str, input_shape) -> str:
         text = "|".join([self.name, self.precision, self.converter_version(), cache_key, "x".join(map(str, input_shape))])

@@ -22,6 +22,9 @@ Design (see docs/measurement.md for the measured reasons):
   there are flagged ``stable = False``, never dropped.
 - **Robust statistics**: the table value is the median of all calls; mean, p10, p90, std and CV
   describe the spread.
+
+``tools/edgenas_device_runner.py`` carries a numpy-only copy of ``measure`` and ``summarize`` for
+devices without edgenas; change both together (``tests/test_device_runner.py`` holds them equal).
 """
 
 from __future__ import annotations
