@@ -33,6 +33,9 @@ def search(
     threads: Optional[int] = typer.Option(None, "--threads", help="Table threads (default: the device profile's)."),
     train_size: int = typer.Option(12000, "--train-size", help="Images in the weights split."),
     arch_size: int = typer.Option(4000, "--arch-size", help="Images in the architecture split."),
+    test_size: Optional[int] = typer.Option(None, "--test-size", help="Test images used (default: the whole test set)."),
+    eval_examples: int = typer.Option(2000, "--eval-examples",
+                                      help="Arch-split images used to rank each candidate with shared weights."),
     latency_loss: Optional[str] = typer.Option(None, "--latency-loss",
                                                help="proxyless: mul#log | add#linear; darts: hinge | smooth."),
     lam: Optional[float] = typer.Option(None, "--lambda", help="Latency penalty weight (add#linear, hinge, smooth)."),
@@ -70,9 +73,9 @@ def search(
     cfg = SearchConfig(device=device, backend=backend, target_ms=target_ms, strategy=strategy, space=space,
                        preset=preset, data=data, batch=batch, threads=threads, seed=seed,
                        budget=dict(steps=budget, batch_size=batch_size, top_k=top_k, retrain_epochs=retrain_epochs,
-                                   population=population),
+                                   population=population, eval_examples=eval_examples),
                        strategy_options=opts, search_overrides=overrides, weights_size=train_size,
-                       arch_size=arch_size, measure=measure, torch_device=torch_device)
+                       arch_size=arch_size, test_size=test_size, measure=measure, torch_device=torch_device)
     out = out or Path("runs") / f"{strategy}-{space}-{device}-{target_ms:g}ms-s{seed}"
     with progress_bar() as bar:
         tasks: dict[str, int] = {}

@@ -29,7 +29,7 @@ SKIP = PRIMITIVES.index("skip_connect")
 
 
 def skip_count(arch) -> int:
-    return sum(1 for op, _ in arch.normal if op == "skip_connect")
+    return sum(1 for op, _ in getattr(arch, "normal", ()) if op == "skip_connect")  # DARTS cells only
 
 
 @register_strategy

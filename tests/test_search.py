@@ -1,0 +1,160 @@
+"""Search: every strategy through one contract, the latency objectives, data, and resumable runs.
+
+Latency comes from the shipped, measured x86-64-host onnxruntime table (real data); training
+uses the synthetic dataset only to keep these smoke tests short (never reported as results).
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from edgenas.errors import InputError, TableMissError
+from edgenas.latency.expected import ExpectedLatency
+from edgenas.latency.predictor import LatencyPredictor
+from edgenas.search.base import Budget, SearchContext, create_strategy, list_strategies
+from edgenas.search.data import FMNIST_DIR, load_data
+from edgenas.search.objectives import latency_loss, latency_reward
+from edgenas.search.pipeline import SearchConfig, pareto, run_search
+from edgenas.spaces import create_space
+
+STRATEGIES = ["proxyless", "darts", "enas", "spos", "random"]
+
+
+def _ctx(space_name="proxyless", steps=12, target=None, strategy="proxyless", **overrides):
+    space = create_space(space_name, "small")
+    search_space = create_space(space_name, "small", **overrides) if overrides else space
+    pred = LatencyPredictor.load("x86-64-host", "onnxruntime", space, 1)
+    mode = "derived" if space_name == "darts" and strategy == "darts" else "softmax"
+    data = load_data("synthetic", 600, 300, 200)
+    if target is None:  # the median of random architectures: half the space is feasible
+        import random
+
+        rng = random.Random(0)
+        target = float(np.median([pred.predict(space, space.sample(rng)).predicted_ms for _ in range(40)]))
+    return SearchContext(space=space, data=data, predictor=pred, expected=ExpectedLatency(space, pred, mode),
+                         target_ms=target, budget=Budget(steps=steps, batch_size=16, population=4, eval_examples=64),
+                         search_space=search_space)
+
+
+def test_every_strategy_is_registered():
+    assert set(STRATEGIES) <= set(list_strategies())
+    with pytest.raises(InputError):
+        create_strategy("grid")
+
+
+@pytest.mark.parametrize("name", STRATEGIES)
+@pytest.mark.parametrize("space_name", ["proxyless", "darts"])
+def test_strategy_contract(name, space_name):
+    overrides = {"channels": 4} if space_name == "darts" else {}
+    ctx = _ctx(space_name, steps=8, strategy=name, **overrides)
+    s = create_strategy(name)
+    s.setup(ctx)
+    while s.step_count < 8 and not s.finished_early():
+        row = s.step(ctx)
+        assert all(np.isfinite(v) for v in row.values() if isinstance(v, float))
+    state = s.state_dict()
+    cands = s.candidates(ctx)
+    assert cands
+    for c in cands:
+        assert 0.0 <= c.proxy_acc <= 1.0
+        assert c.predicted_ms == pytest.approx(ctx.predicted_ms(c.arch))
+        ctx.space.op_specs(c.arch)  # a valid arch of the deployed space
+    again = create_strategy(name)
+    again.setup(ctx)
+    again.load_state_dict(state)
+    assert again.step_count == s.step_count
+
+
+def test_proxyless_latency_loss_pulls_expected_latency_down():
+    ctx = _ctx("proxyless", steps=40)
+    ctx.target_ms = 0.5 * float(ctx.expected(create_space("proxyless", "small").supernet().softmax_weights()))
+    s = create_strategy("proxyless", latency_loss="add#linear", lam=5.0, warmup_fraction=0.0, arch_lr=0.05)
+    s.setup(ctx)
+    start = float(ctx.expected(s.net.softmax_weights()))
+    for _ in range(25):
+        s.step(ctx)
+    assert float(ctx.expected(s.net.softmax_weights())) < 0.97 * start
+
+
+def test_darts_hinge_pulls_expected_latency_down_second_order_too():
+    ctx = _ctx("darts", steps=10, strategy="darts", channels=4)
+    ctx.target_ms = 0.3 * float(ctx.expected({k: torch.softmax(torch.zeros(14, 8), -1) for k in ("normal", "reduce")}))
+    s = create_strategy("darts", order=2, lam=20.0, warmup_fraction=0.0, arch_lr=0.05, max_skips=99)
+    s.setup(ctx)
+    start = float(ctx.expected(s.net.softmax_weights()))
+    for _ in range(6):
+        s.step(ctx)
+    assert float(ctx.expected(s.net.softmax_weights())) < start
+
+
+def test_objective_forms():
+    ce = torch.tensor(2.0)
+    lat = torch.tensor(12.0, requires_grad=True)
+    assert float(latency_loss("add#linear", ce, lat, 10.0, lam=0.5)) == pytest.approx(2.0 + 0.5 * 0.2)
+    assert float(latency_loss("hinge", ce, torch.tensor(8.0), 10.0, lam=0.5)) == pytest.approx(2.0)
+    assert float(latency_loss("mul#log", ce, torch.tensor(10.0), 10.0, alpha=0.2, beta=0.3)) == pytest.approx(0.4)
+    smooth = latency_loss("smooth", ce, lat, 10.0, lam=1.0)
+    smooth.backward()
+    assert lat.grad > 0
+    assert latency_reward(0.8, 5.0, 10.0) == 0.8 and latency_reward(0.8, 20.0, 10.0) < 0.8
+    with pytest.raises(InputError):
+        latency_loss("quadratic", ce, lat, 10.0)
+
+
+def test_pareto_front():
+    pts = [(1.0, 0.5), (2.0, 0.7), (1.5, 0.4), (3.0, 0.6), (0.5, 0.3)]
+    assert sorted(pareto(pts)) == [0, 1, 4]
+
+
+def test_fashion_mnist_splits_are_disjoint_and_real():
+    if not (FMNIST_DIR / "train-images-idx3-ubyte.gz").exists():
+        pytest.skip("dataset-fashion-mnist not installed (apt-get install dataset-fashion-mnist)")
+    d = load_data("fashion-mnist", 1000, 500, 300, seed=1)
+    assert d.weights.x.shape == (1000, 1, 28, 28) and d.weights.x.dtype == torch.uint8
+    assert len(d.arch) == 500 and len(d.test) == 300 and d.classes == 10
+    assert set(d.weights.y.unique().tolist()) == set(range(10))
+    w = {bytes(x.numpy()) for x in d.weights.x}
+    assert not any(bytes(x.numpy()) in w for x in d.arch.x)
+
+
+def test_bad_data_spec_is_one_line(cli):
+    code, _, err = cli("search", "--target-ms", 1, "--data", "imagenet", "--out", "/tmp/never")
+    assert code == 2 and "unknown data 'imagenet'" in err
+
+
+def test_search_fails_cleanly_on_a_table_miss(tmp_path):
+    cfg = SearchConfig(device="x86-64-host", backend="onnxruntime", target_ms=1.0, space="proxyless",
+                       preset="small32", data="synthetic")
+    with pytest.raises(TableMissError, match="edgenas profile --device x86-64-host"):
+        run_search(cfg, tmp_path / "run")
+
+
+@pytest.mark.slow
+def test_search_run_resumes_after_interruption(tmp_path):
+    cfg = SearchConfig(device="x86-64-host", backend="onnxruntime", target_ms=0.6, strategy="spos", data="synthetic",
+                       budget=dict(steps=24, batch_size=16, top_k=2, retrain_epochs=0.05, population=4,
+                                   eval_examples=64), weights_size=600, arch_size=300, test_size=200, measure=False)
+    out = tmp_path / "run"
+
+    def interrupt(phase, done, total):
+        if phase == "search" and done == 13:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_search(cfg, out, on_progress=interrupt)
+    assert (out / "checkpoint.pt").exists() and not (out / "summary.json").exists()
+    with pytest.raises(InputError, match="--resume"):
+        run_search(cfg, out)
+    summary = run_search(cfg, out, resume=True)
+    log = (out / "search_log.csv").read_text().splitlines()
+    steps = [int(line.split(",")[0]) for line in log[1:] if ",search," in line]
+    assert steps == list(range(1, 25))  # every step once: resumed from step 12, none repeated
+    assert summary["steps_run"] == 24 and not (out / "checkpoint.pt").exists()
+    for name in ("genotype.json", "weights.safetensors", "candidates.csv", "pareto.png", "summary.md"):
+        assert (out / name).exists(), name
+    g = json.loads((out / "genotype.json").read_text())
+    assert g["meta"]["target_ms"] == 0.6 and g["meta"]["predicted_ms"] <= 0.6
