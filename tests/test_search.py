@@ -121,9 +121,10 @@ def test_fashion_mnist_splits_are_disjoint_and_real():
     assert not any(bytes(x.numpy()) in w for x in d.arch.x)
 
 
-def test_bad_data_spec_is_one_line(cli):
-    code, _, err = cli("search", "--target-ms", 1, "--data", "imagenet", "--out", "/tmp/never")
+def test_bad_data_spec_is_one_line(cli, tmp_path):
+    code, _, err = cli("search", "--target-ms", 1, "--data", "imagenet", "--out", tmp_path / "run")
     assert code == 2 and "unknown data 'imagenet'" in err
+    assert not (tmp_path / "run").exists()  # nothing half-made to trip a later --resume
 
 
 def test_search_fails_cleanly_on_a_table_miss(tmp_path):

@@ -50,11 +50,16 @@ app.command("verify")(predict_cmd.verify)
 app.command("search")(search_cmd.search)
 
 
+INTERRUPTED = "interrupted: finished work is saved; rerun with --resume to continue"
+
+
 def run(argv=None) -> int:
     """Console-script entry: one clear line and an exit code for every user error."""
     debug = os.environ.get("EDGENAS_DEBUG") == "1"
     try:
         rv = app(args=argv, standalone_mode=False)
+        if rv == 130:  # typer turns Ctrl-C into exit code 130 without a word
+            print(INTERRUPTED, file=sys.stderr)
         return rv if isinstance(rv, int) else 0
     except click.exceptions.Exit as e:
         return e.exit_code
@@ -70,7 +75,7 @@ def run(argv=None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
-        print("interrupted: finished work is saved; rerun the same command to continue", file=sys.stderr)
+        print(INTERRUPTED, file=sys.stderr)
         return 130
     except Exception as e:  # a bug, not a user error: say so in one line, traceback on request
         if debug:

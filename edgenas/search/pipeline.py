@@ -181,11 +181,10 @@ def run_search(cfg: SearchConfig, out: Path, resume: bool = False, on_progress: 
                              f"rerun with the same flags or choose another --out")
         if run.file("summary.json").exists() and not run.file("checkpoint.pt").exists():
             return json.loads(run.file("summary.json").read_text())
+    log_rows: list[dict] = []
+    ctx, predictor = _context(cfg, log_rows.append)  # bad data / table misses fail before the run dir exists
     run.path.mkdir(parents=True, exist_ok=True)
     run.write_json("config.json", cfg_dict)
-
-    log_rows: list[dict] = []
-    ctx, predictor = _context(cfg, log_rows.append)
     strategy = create_strategy(cfg.strategy, **cfg.strategy_options)
     strategy.setup(ctx)
     state = run.load_checkpoint() if resume else None

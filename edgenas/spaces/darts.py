@@ -21,7 +21,7 @@ from edgenas.errors import GenotypeError, SpaceError
 from edgenas.ops.darts_ops import PRIMITIVES, FactorizedReduce, Logits, ReLUConvBN, darts_op
 from edgenas.ops.spec import OpSpec
 from edgenas.spaces.base import ChoicePoint, SearchSpace, register_space, require
-from edgenas.spaces.mixed import MixedOp
+from edgenas.spaces.mixed import MixedOp, is_naive
 
 
 @dataclass(frozen=True)
@@ -458,7 +458,7 @@ class SearchCell(nn.Module):
             for j, h in enumerate(states):
                 w = weights[offset + j]
                 act = None if active is None else active[offset + j]
-                if not bool((w.detach() != 0).any()) and not act:
+                if not is_naive() and not bool((w.detach() != 0).any()) and not act:
                     continue  # edge not selected (ENAS / SPOS / derived paths)
                 y = self.edges[offset + j](h, w, act)
                 acc = y if acc is None else acc + y

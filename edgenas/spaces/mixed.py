@@ -2,8 +2,28 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import torch
 from torch import nn
+
+_NAIVE = False
+
+
+@contextmanager
+def naive_mode():
+    """Compute every candidate of every edge, whatever its weight: the plain MixedOp loop that
+    benchmarks/search_throughput.py compares our path-skipping implementation against."""
+    global _NAIVE
+    old, _NAIVE = _NAIVE, True
+    try:
+        yield
+    finally:
+        _NAIVE = old
+
+
+def is_naive() -> bool:
+    return _NAIVE
 
 
 class MixedOp(nn.Module):
@@ -22,6 +42,8 @@ class MixedOp(nn.Module):
     def forward(self, x, weights, active=None):
         """``active``: indices to compute even where their weight is 0 (ProxylessNAS needs the
         output of both sampled paths to get the gate gradients); default: non-zero weights."""
+        if _NAIVE:
+            return sum(self.ops[k](x) * weights[k] for k in range(len(self.ops)))
         if active is None:
             active = torch.nonzero(weights.detach()).flatten().tolist()
         out = None

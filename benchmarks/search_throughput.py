@@ -1,0 +1,138 @@
+"""Benchmark: search-step throughput (images/s) and peak memory per strategy, ours vs the naive loop.
+
+The naive implementation is the plain DARTS MixedOp: every candidate op on every edge is computed
+and weighted, whatever the weights (``edgenas.spaces.mixed.naive_mode``). Ours skips candidates
+whose weight is zero, so single-path strategies (SPOS, ENAS, ProxylessNAS weight steps) compute
+one path. Each (strategy, implementation) runs in its own process so peak memory is its own;
+both run in one invocation, side by side, and the ratios are what to read (this VM is noisy).
+
+    python benchmarks/search_throughput.py [--space proxyless] [--steps 10] [--batch-size 64]
+
+Writes benchmarks/results/search_throughput_<space>_<device>.{json,md}. Uses CUDA when present.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "benchmarks" / "results"
+
+
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def worker(strategy: str, naive: bool, space_name: str, steps: int, batch_size: int, overrides: dict) -> dict:
+    import torch
+
+    from edgenas.latency.expected import ExpectedLatency
+    from edgenas.latency.predictor import LatencyPredictor
+    from edgenas.search.base import Budget, SearchContext, create_strategy
+    from edgenas.search.data import load_data
+    from edgenas.spaces import create_space
+    from edgenas.spaces.mixed import naive_mode
+
+    space = create_space(space_name, "small")
+    search_space = create_space(space_name, "small", **overrides) if overrides else space
+    pred = LatencyPredictor.load("x86-64-host", "onnxruntime", space, 1)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    mode = "derived" if space_name == "darts" and strategy == "darts" else "softmax"
+    ctx = SearchContext(space=space, data=load_data("synthetic", 2000, 1000, 100), predictor=pred,
+                        expected=ExpectedLatency(space, pred, mode), target_ms=10.0,
+                        budget=Budget(steps=10 ** 6, batch_size=batch_size), search_space=search_space,
+                        device=device)
+    s = create_strategy(strategy, warmup_fraction=0.0)
+    s.setup(ctx)
+    base = rss_mb()
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    with naive_mode() if naive else _null():
+        s.step(ctx)  # warm-up step (allocations, first-call costs)
+        start = time.perf_counter()
+        for _ in range(steps):
+            s.step(ctx)
+        if device == "cuda":
+            torch.cuda.synchronize()
+        elapsed = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out = {"strategy": strategy, "impl": "naive" if naive else "edgenas", "device": device,
+           "images_per_s": steps * batch_size / elapsed, "s_per_step": elapsed / steps,
+           "peak_rss_over_start_mb": peak - base}
+    if device == "cuda":
+        out["cuda_peak_mb"] = torch.cuda.max_memory_allocated() / 2 ** 20
+    return out
+
+
+class _null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        return False
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--space", default="proxyless")
+    ap.add_argument("--strategies", default="proxyless,darts,enas,spos")
+    ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--search-channels", type=int, default=None, help="darts proxy supernet channels")
+    ap.add_argument("--worker", nargs=2, metavar=("STRATEGY", "IMPL"), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    overrides = {"channels": args.search_channels} if args.search_channels else {}
+    if args.worker:
+        r = worker(args.worker[0], args.worker[1] == "naive", args.space, args.steps, args.batch_size, overrides)
+        print(json.dumps(r))
+        return
+    rows = []
+    for strategy in args.strategies.split(","):
+        pair = {}
+        for impl in ("naive", "edgenas"):
+            cmd = [sys.executable, __file__, "--space", args.space, "--steps", str(args.steps), "--batch-size",
+                   str(args.batch_size), "--worker", strategy, impl]
+            if args.search_channels:
+                cmd += ["--search-channels", str(args.search_channels)]
+            p = subprocess.run(cmd, capture_output=True, text=True)
+            if p.returncode != 0:
+                print(f"{strategy} {impl} failed: {p.stderr[-400:]}")
+                continue
+            pair[impl] = json.loads(p.stdout.strip().splitlines()[-1])
+            print(pair[impl], flush=True)
+        if len(pair) == 2:
+            rows.append({"strategy": strategy, "device": pair["edgenas"]["device"], "naive": pair["naive"],
+                         "edgenas": pair["edgenas"],
+                         "speedup": pair["edgenas"]["images_per_s"] / pair["naive"]["images_per_s"],
+                         "memory_ratio": pair["edgenas"]["peak_rss_over_start_mb"] /
+                         max(pair["naive"]["peak_rss_over_start_mb"], 1e-9)})
+    OUT.mkdir(parents=True, exist_ok=True)
+    dev = rows[0]["device"] if rows else "cpu"
+    stem = f"search_throughput_{args.space}_{dev}"
+    doc = {"date": time.strftime("%Y-%m-%d"), "space": args.space, "batch_size": args.batch_size,
+           "steps": args.steps, "overrides": overrides, "rows": rows}
+    (OUT / f"{stem}.json").write_text(json.dumps(doc, indent=2) + "\n")
+    lines = [f"# Search-step throughput, {args.space}/small {overrides or ''} ({doc['date']}, {dev}, "
+             f"batch {args.batch_size})", "",
+             "| strategy | naive img/s | edgenas img/s | speed-up | naive peak MB | edgenas peak MB | memory ratio |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['strategy']} | {r['naive']['images_per_s']:.1f} | {r['edgenas']['images_per_s']:.1f} | "
+                     f"{r['speedup']:.2f}x | {r['naive']['peak_rss_over_start_mb']:.0f} | "
+                     f"{r['edgenas']['peak_rss_over_start_mb']:.0f} | {r['memory_ratio']:.2f} |")
+    (OUT / f"{stem}.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
