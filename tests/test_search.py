@@ -86,7 +86,7 @@ def test_darts_hinge_pulls_expected_latency_down_second_order_too():
     s = create_strategy("darts", order=2, lam=20.0, warmup_fraction=0.0, arch_lr=0.05, max_skips=99)
     s.setup(ctx)
     start = float(ctx.expected(s.net.softmax_weights()))
-    for _ in range(6):
+    for _ in range(3):
         s.step(ctx)
     assert float(ctx.expected(s.net.softmax_weights())) < start
 

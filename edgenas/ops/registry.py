@@ -32,6 +32,10 @@ class OpType:
 
 _OPS: dict[str, OpType] = {}
 
+#: Part of every cached artifact's key (op models, whole networks). Bump it whenever an op's
+#: implementation changes while its key does not, so stale .onnx/.tflite files are not reused.
+ARTIFACT_VERSION = 2
+
 
 def register_op(name: str, *, key_fields=("stride",), flat_output=False, zero_cost=False, **implied):
     def deco(fn):

@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass
 from typing import Callable
 
+from edgenas.ops.registry import ARTIFACT_VERSION
 from edgenas.profiling.base import Backend
 from edgenas.profiling.protocol import ProtocolSettings, Stats, measure
 from edgenas.profiling.runner import REFERENCE_OP, prepare_op
@@ -31,7 +32,7 @@ def prepare_network(backend: Backend, space, arch, batch: int, module=None, cach
     module = module if module is not None else space.build(arch)
     c, h, w = space.input_shape
     return backend.prepare(module.eval(), (batch, c, h, w), cache_dir=cache or cache_dir(),
-                           cache_key=f"net|{arch_id(space, arch)}")
+                           cache_key=f"net|v{ARTIFACT_VERSION}|{arch_id(space, arch)}")
 
 
 @dataclass

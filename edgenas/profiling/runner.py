@@ -21,7 +21,7 @@ from edgenas.devices import DeviceProfile
 from edgenas.errors import DeviceError, InputError
 from edgenas.latency.store import TableStore
 from edgenas.latency.table import LatencyTable, TableSelection, rows_from_stats
-from edgenas.ops.registry import build_op, is_zero_cost
+from edgenas.ops.registry import ARTIFACT_VERSION, build_op, is_zero_cost
 from edgenas.ops.spec import OpSpec
 from edgenas.paths import cache_dir
 from edgenas.profiling.base import Backend
@@ -40,7 +40,7 @@ def nchw(spec: OpSpec, batch: int) -> tuple[int, int, int, int]:
 def prepare_op(backend: Backend, spec: OpSpec, batch: int, cache: Path | None = None):
     """A Timer for one op instance at a batch size (artifact cached by op key)."""
     return backend.prepare(build_op(spec).eval(), nchw(spec, batch), cache_dir=cache or cache_dir(),
-                           cache_key=f"op|{spec.key}")
+                           cache_key=f"op|v{ARTIFACT_VERSION}|{spec.key}")
 
 
 @dataclass

@@ -77,7 +77,7 @@ class DartsStrategy(Strategy):
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.net.weight_parameters(), 5.0)
         self.w_opt.step()
-        row["ce"] = float(loss)
+        row["ce"] = loss.item()
         self.step_count += 1
         if self.step_count >= self.warmup:
             arch = self.derived(ctx)
@@ -109,7 +109,7 @@ class DartsStrategy(Strategy):
             loss, ce, expected = self._unrolled(ctx, xv, yv, alphas)
         self.a_opt.step()
         self.net.zero_grad(set_to_none=True)
-        return {"arch_ce": float(ce), "expected_ms": float(expected), "arch_loss": float(loss)}
+        return {"arch_ce": float(ce), "expected_ms": float(expected), "arch_loss": loss.item()}
 
     def _unrolled(self, ctx, xv, yv, alphas):
         """DARTS' second-order step (finite-difference Hessian-vector product)."""

@@ -87,7 +87,7 @@ class EnasStrategy(Strategy):
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.net.weight_parameters(), 5.0)
         self.w_opt.step()
-        row = {"ce": float(loss)}
+        row = {"ce": loss.item()}
         self.step_count += 1
         if self.step_count >= self.warmup and self.step_count % self.every == 0:
             row.update(self._controller_step(ctx))

@@ -68,7 +68,7 @@ class ProxylessStrategy(Strategy):
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.net.weight_parameters(), 5.0)
         self.w_opt.step()
-        row = {"ce": float(loss)}
+        row = {"ce": loss.item()}
         if self.step_count >= self.warmup:
             row.update(self._arch_step(ctx))
         self.step_count += 1
@@ -110,7 +110,7 @@ class ProxylessStrategy(Strategy):
                     grad[r, idx] += v - sub * v.sum()  # = sum_b dL/dg_b p~_b (delta_ab - p~_a)
                 param.grad = grad
         self.a_opt.step()
-        return {"arch_ce": float(ce), "expected_ms": float(expected), "arch_loss": float(loss)}
+        return {"arch_ce": float(ce), "expected_ms": float(expected), "arch_loss": loss.item()}
 
     # ---- results ---------------------------------------------------------------------------
     def derived(self, ctx):

@@ -52,7 +52,7 @@ class RandomStrategy(Strategy):
         loss.backward()
         self.opt.step()
         self.step_count += 1
-        row = {"ce": float(loss), "sample": i}
+        row = {"ce": loss.item(), "sample": i}
         if j == self.per - 1:
             acc = accuracy(self.model, ctx.arch_batches, limit=ctx.budget.eval_examples, device=ctx.device)
             self.results.append((self.archs[i], acc))

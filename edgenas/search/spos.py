@@ -41,7 +41,7 @@ class SposStrategy(Strategy):
         torch.nn.utils.clip_grad_norm_(self.net.weight_parameters(), 5.0)
         self.w_opt.step()
         self.step_count += 1
-        return {"ce": float(loss)}
+        return {"ce": loss.item()}
 
     def _score(self, ctx, arch, cache):
         key = repr(arch)
