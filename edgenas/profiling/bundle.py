@@ -40,7 +40,7 @@ from edgenas.ops.spec import OpSpec
 from edgenas.paths import REPO_ROOT, cache_dir
 from edgenas.profiling.base import Backend
 from edgenas.profiling.protocol import ProtocolSettings
-from edgenas.profiling.runner import REFERENCE_OP, ProfileEvent, nchw
+from edgenas.profiling.runner import REFERENCE_OP, ProfileEvent, nchw, op_cache_key
 
 TOOLS = REPO_ROOT / "tools"
 RUNNER = "edgenas_device_runner.py"
@@ -116,7 +116,7 @@ def build_bundle(device: DeviceProfile, backend: Backend, specs: list[OpSpec], b
 
     def add(spec: OpSpec, batch: int, name: str) -> dict:
         shape = nchw(spec, batch)
-        path = backend.artifact(build_op(spec).eval(), shape, cache, f"op|{spec.key}")
+        path = backend.artifact(build_op(spec).eval(), shape, cache, op_cache_key(spec))
         data = path.read_bytes()
         rel = f"models/b{batch}/{name}{backend.suffix}"
         files[rel] = data

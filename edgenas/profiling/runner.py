@@ -37,10 +37,15 @@ def nchw(spec: OpSpec, batch: int) -> tuple[int, int, int, int]:
     return (batch, c, h, w)
 
 
+def op_cache_key(spec: OpSpec) -> str:
+    """Artifact cache key of an op model: shared by local profiling and bundles (same files)."""
+    return f"op|v{ARTIFACT_VERSION}|{spec.key}"
+
+
 def prepare_op(backend: Backend, spec: OpSpec, batch: int, cache: Path | None = None):
     """A Timer for one op instance at a batch size (artifact cached by op key)."""
     return backend.prepare(build_op(spec).eval(), nchw(spec, batch), cache_dir=cache or cache_dir(),
-                           cache_key=f"op|v{ARTIFACT_VERSION}|{spec.key}")
+                           cache_key=op_cache_key(spec))
 
 
 @dataclass
