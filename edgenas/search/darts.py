@@ -109,7 +109,7 @@ class DartsStrategy(Strategy):
             loss, ce, expected = self._unrolled(ctx, xv, yv, alphas)
         self.a_opt.step()
         self.net.zero_grad(set_to_none=True)
-        return {"arch_ce": float(ce), "expected_ms": float(expected), "arch_loss": loss.item()}
+        return {"arch_ce": ce.item(), "expected_ms": expected.item(), "arch_loss": loss.item()}
 
     def _unrolled(self, ctx, xv, yv, alphas):
         """DARTS' second-order step (finite-difference Hessian-vector product)."""

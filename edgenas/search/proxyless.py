@@ -110,7 +110,7 @@ class ProxylessStrategy(Strategy):
                     grad[r, idx] += v - sub * v.sum()  # = sum_b dL/dg_b p~_b (delta_ab - p~_a)
                 param.grad = grad
         self.a_opt.step()
-        return {"arch_ce": float(ce), "expected_ms": float(expected), "arch_loss": loss.item()}
+        return {"arch_ce": ce.item(), "expected_ms": expected.item(), "arch_loss": loss.item()}
 
     # ---- results ---------------------------------------------------------------------------
     def derived(self, ctx):
