@@ -127,3 +127,24 @@ def describe_failure(runtime: str, res: dict, atol: float) -> str:
     if res.get("top1_disagreements"):
         parts.append(f"top-1 differs on {res['top1_disagreements']} input(s)")
     return f"{runtime} " + ", ".join(parts or ["produced non-finite outputs"])
+
+
+def trained_like(module, seed: int = 0):
+    """Give BatchNorm layers trained-looking statistics and affine terms (in place; returns ``module``).
+
+    Freshly built networks have BN at mean 0 / var 1 / scale 1, which hides conversion errors in
+    BN folding; checks and benchmarks that have no trained weights use this instead.
+    """
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in module.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                n = m.num_features
+                m.running_mean.copy_(0.2 * torch.randn(n, generator=g))
+                m.running_var.copy_(0.5 + 1.5 * torch.rand(n, generator=g))
+                if m.affine:
+                    m.weight.copy_(0.5 + torch.rand(n, generator=g))
+                    m.bias.copy_(0.1 * torch.randn(n, generator=g))
+    return module.eval()

@@ -177,18 +177,18 @@ def export_genotype(source: str, opts: ExportOptions, genotype=None,
         "tflite_io_layout": "NHWC" if opts.nhwc else "NCHW", "artifacts": {},
     }
 
-    # ---- artifacts ----------------------------------------------------------------------------
-    artifacts: dict[str, Path] = {}
-    if "onnx" in opts.formats:
-        say("ONNX export")
-        artifacts["onnx"] = _export_onnx(module, shape, out / "model.onnx", opts, report)
-    if "tflite" in opts.formats:
-        say("TFLite conversion")
-        artifacts["tflite"] = _export_tflite(module, shape, out / "model.tflite", opts, report, failures, warnings)
-
-    # ---- parity -------------------------------------------------------------------------------
-    say("parity")
-    report["parity"] = _parity(module, space, artifacts, batch, opts, run_dir, report, failures)
+    # ---- artifacts and parity -----------------------------------------------------------------
+    data = opts.data
+    if data is None and run_dir is not None and (run_dir / "config.json").is_file():
+        try:
+            data = json.loads((run_dir / "config.json").read_text()).get("data")
+        except (OSError, json.JSONDecodeError):
+            data = None
+    net = check_network(module, space, batch, out, opts, data=data, on_progress=say)
+    artifacts = net.artifacts
+    report["artifacts"], report["parity"] = net.info, net.parity
+    failures += net.failures
+    warnings += net.warnings
 
     # ---- latency ------------------------------------------------------------------------------
     device = opts.device or meta.get("device")
@@ -247,6 +247,42 @@ def export_genotype(source: str, opts: ExportOptions, genotype=None,
     return ExportResult(report, out, failures)
 
 
+@dataclass
+class NetworkCheck:
+    """Artifacts of one network, what the report says about them, and the checks they failed."""
+
+    artifacts: dict[str, Path]
+    info: dict
+    parity: dict
+    failures: list[Failure]
+    warnings: list[str]
+
+
+def check_network(module, space, batch: int, out: Path, opts: ExportOptions, data: str | None = None,
+                  inputs=None, on_progress: Callable[[str], None] | None = None) -> NetworkCheck:
+    """Write ``opts.formats`` for ``module`` into ``out`` and run the deployability and parity checks.
+
+    ``inputs`` (``parity.ParityInputs``) skips loading images again (benchmarks check many networks).
+    """
+    say = on_progress or (lambda phase: None)
+    c, h, w = space.input_shape
+    shape = (batch, c, h, w)
+    out.mkdir(parents=True, exist_ok=True)
+    report: dict = {"artifacts": {}}
+    failures: list[Failure] = []
+    warnings: list[str] = []
+    artifacts: dict[str, Path] = {}
+    if "onnx" in opts.formats:
+        say("ONNX export")
+        artifacts["onnx"] = _export_onnx(module, shape, out / "model.onnx", opts, report)
+    if "tflite" in opts.formats:
+        say("TFLite conversion")
+        artifacts["tflite"] = _export_tflite(module, shape, out / "model.tflite", opts, report, failures, warnings)
+    say("parity")
+    parity = _parity(module, space, artifacts, batch, opts, data, inputs, report, failures)
+    return NetworkCheck(artifacts, report["artifacts"], parity, failures, warnings)
+
+
 def _export_onnx(module, shape, path: Path, opts: ExportOptions, report: dict) -> Path:
     from edgenas.export import onnx as onnx_export
 
@@ -299,18 +335,13 @@ def _litert_torch_version() -> str:
         return "litert-torch"
 
 
-def _parity(module, space, artifacts, batch, opts, run_dir, report, failures) -> dict:
+def _parity(module, space, artifacts, batch, opts, data, inputs, report, failures) -> dict:
     import numpy as np
 
     from edgenas.export import parity as P
 
-    data = opts.data
-    if data is None and run_dir is not None and (run_dir / "config.json").is_file():
-        try:
-            data = json.loads((run_dir / "config.json").read_text()).get("data")
-        except (OSError, json.JSONDecodeError):
-            data = None
-    inputs = P.parity_inputs(space.input_shape, opts.parity_samples, batch, data)
+    if inputs is None or len(inputs.x) % batch:
+        inputs = P.parity_inputs(space.input_shape, opts.parity_samples, batch, data)
     ref = P.torch_outputs(module, inputs.x)
     res: dict = {"inputs": inputs.source, "real_inputs": inputs.real, "n": int(len(inputs.x)), "atol": opts.atol,
                  "rule": f"max |output - PyTorch| <= {opts.atol:g}, and top-1 equal wherever PyTorch's top-2 margin "
