@@ -121,10 +121,14 @@ def avgpool_models(tmp_path_factory):
     from edgenas.profiling.tflite import export_tflite
 
     root = tmp_path_factory.mktemp("avgpool")
+    torch.manual_seed(0)
+    ref = _AvgPoolNet(False).eval()
+    exact = _AvgPoolNet(True).eval()
+    exact.load_state_dict(ref.state_dict())
     paths = {}
-    for exact in (False, True):
-        paths[exact] = export_tflite(_AvgPoolNet(exact).eval(), (1, 4, 14, 14), root / f"exact{int(exact)}.tflite",
-                                     nhwc=True)
+    for is_exact, module in ((False, ref), (True, exact)):
+        paths[is_exact] = export_tflite(module, (1, 4, 14, 14), root / f"exact{int(is_exact)}.tflite", nhwc=True)
+    paths["modules"] = (ref, exact)
     return paths
 
 
@@ -141,8 +145,7 @@ def test_exact_avgpool_is_fully_delegated_and_equal(avgpool_models):
     d = xnnpack_delegation(avgpool_models[True])
     assert d.fully_delegated and d.partitions == 1 and "AVERAGE_POOL_2D" in d.ops
     assert legacy_compat(avgpool_models[True]).loadable
-    ref, exact = _AvgPoolNet(False).eval(), _AvgPoolNet(True).eval()
-    exact.load_state_dict(ref.state_dict())
+    ref, exact = avgpool_models["modules"]
     x = torch.from_numpy(P.parity_inputs((4, 14, 14), 2, 1).x)
     got = P.tflite_outputs(avgpool_models[True], x.numpy(), 1, nhwc=True)
     with torch.no_grad():
