@@ -388,9 +388,20 @@ def _parity(module, space, artifacts, batch, opts, data, inputs, report, failure
 
 
 def _clean(obj):
-    from edgenas.cli._output import _clean as clean
+    """JSON-safe: NaN/inf -> null, numpy scalars -> Python, paths -> str."""
+    import math
 
-    return clean(obj)
+    if isinstance(obj, float) and (math.isnan(obj) or math.isinf(obj)):
+        return None
+    if isinstance(obj, dict):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "item") and callable(obj.item):
+        return _clean(obj.item())
+    return obj
 
 
 def markdown(r: dict) -> str:
