@@ -72,6 +72,10 @@ def latency_gate(space, arch, module, artifacts: dict, device: str, backend: str
         p = predictor.predict(space, arch) if _has_entries(predictor, space, arch, res) else None
         if p is not None:
             res.predicted_ms, res.calibrated = p.predicted_ms, p.calibrated
+            if not p.calibrated:
+                res.notes.append(f"predicted_ms is the plain op sum (uncalibrated; it overpredicts whole networks): "
+                                 f"edgenas calibrate --device {device} --backend {backend} --space {space.name} "
+                                 f"--batch {batch}")
     if measure:
         _measure(res, prof, module, artifacts, batch, space, settings, predictor)
     else:

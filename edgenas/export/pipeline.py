@@ -291,7 +291,7 @@ def _export_onnx(module, shape, path: Path, opts: ExportOptions, report: dict) -
     t = time.perf_counter()
     exporter = onnx_export.export_onnx(module, shape, tmp, errors=errors)
     onnx_export.check(tmp)
-    simplified = onnx_export.simplify(tmp) if opts.simplify else "not simplified (--no-simplify)"
+    simplified = onnx_export.simplify(tmp) if opts.simplify else "not simplified (disabled)"
     onnx_export.check(tmp)
     tmp.replace(path)
     info = {"path": str(path), "bytes": path.stat().st_size, "exporter": exporter,
