@@ -242,6 +242,13 @@ def test_cli_strict_on_another_device_says_latency_is_not_verified(cli, run_dir,
     assert "could not be verified here" in err and "--bundle" in err
 
 
+def test_cli_strict_takes_the_runs_target_and_fails_when_not_measured(cli, run_dir, tmp_path):
+    code, out, err = cli("export", run_dir, "--format", "onnx", "--strict", "--no-measure", "--out", tmp_path)
+    assert code == 7 and _one_line(err) and "could not be verified here" in err, err
+    r = json.loads((tmp_path / "report.json").read_text())
+    assert r["target_ms"] == 0.6 and r["latency_gated"] and r["predicted_ms"] > 0
+
+
 @pytest.mark.parametrize("args, needle", [
     (["/no/such/run"], "no such genotype file"),
     (["RUN", "--format", "onnx,coreml"], "unknown export format coreml"),
