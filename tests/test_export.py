@@ -256,6 +256,9 @@ def test_cli_strict_takes_the_runs_target_and_fails_when_not_measured(cli, run_d
     (["RUN", "--parity-samples", "0"], "--parity-samples"),
     (["RUN", "--target-ms", "-1"], "--target-ms must be positive"),
     (["RUN", "--tflite-runtime-python", "/no/python"], "does not exist"),
+    (["RUN", "--device", "no-such-board"], "unknown device 'no-such-board'"),
+    (["RUN", "--backend", "no-such-backend"], "unknown backend 'no-such-backend'"),
+    (["GENOTYPE_NO_META", "--strict"], "--strict needs a target"),
 ])
 def test_cli_bad_inputs_are_one_line(cli, run_dir, tmp_path, args, needle):
     from safetensors.torch import save_file
@@ -263,7 +266,12 @@ def test_cli_bad_inputs_are_one_line(cli, run_dir, tmp_path, args, needle):
     other = create_space("darts", "small")
     w = tmp_path / "other.safetensors"
     save_file({k: v.contiguous() for k, v in other.build(sample_archs(other, 1, 0)[0]).state_dict().items()}, str(w))
-    args = [str(run_dir) if a == "RUN" else str(w) if a == "OTHER" else a for a in args]
+    bare = tmp_path / "bare.json"  # a genotype without a run's meta (no target, device or weights)
+    d = json.loads((run_dir / "genotype.json").read_text())
+    d.pop("meta")
+    bare.write_text(json.dumps(d))
+    args = [str(run_dir) if a == "RUN" else str(w) if a == "OTHER" else str(bare) if a == "GENOTYPE_NO_META" else a
+            for a in args]
     code, out, err = cli("export", *args, "--out", tmp_path / "o")
     assert code == 2 and _one_line(err) and needle in err, err
 
