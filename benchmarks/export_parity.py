@@ -144,7 +144,12 @@ def markdown(res: dict) -> str:
             ("median_onnx_export_s", "median ONNX export (s)"), ("median_tflite_export_s", "median TFLite conversion (s)"),
             ("median_total_s", "median total per network (s)"), ("tflite_ops_seen", "TFLite ops seen")]
 
-    def fmt(v):
+    shares = {"onnx_exported", "tflite_exported", "fully_delegated", "single_partition", "tflite_runtime_2_14_static_ok",
+              "tflite_runtime_2_14_loaded", "min_onnx_top1_agreement", "min_tflite_top1_agreement", "passed"}
+
+    def fmt(v, key=""):
+        if key in shares and isinstance(v, (int, float)):
+            return f"{100 * v:.0f}%"
         if isinstance(v, float):
             return f"{v:.2e}" if v < 0.01 and v != 0 else f"{v:g}"
         if isinstance(v, dict):
@@ -154,7 +159,7 @@ def markdown(res: dict) -> str:
         return "-" if v is None else str(v)
 
     for k, label in keys:
-        lines.append(f"| {label} | " + " | ".join(fmt(p.get(k)) for p in res["per_space"].values()) + " |")
+        lines.append(f"| {label} | " + " | ".join(fmt(p.get(k), k) for p in res["per_space"].values()) + " |")
     fails = [r for r in res["rows"] if not r.get("passed")]
     lines += ["", f"Networks that failed a check: {len(fails)}."]
     for r in fails[:10]:
@@ -171,8 +176,13 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--tflite-runtime-python", default=None, help="a Python with tflite_runtime 2.14 (real load test)")
     ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument("--render", type=Path, default=None, help="only rewrite the .md from an existing results .json")
     a = ap.parse_args(argv)
     from edgenas.io import atomic_write_text
+
+    if a.render:
+        atomic_write_text(a.out / "export_parity.md", markdown(json.loads(a.render.read_text())))
+        return
 
     t0 = time.perf_counter()
 
