@@ -55,3 +55,9 @@ class TargetMissed(EdgeNASError):
     """A measured latency is over the target the user set."""
 
     exit_code = 6
+
+
+class DeploymentCheckFailed(EdgeNASError):
+    """An exported model that does not match PyTorch, or is not fit for the device's runtime."""
+
+    exit_code = 7

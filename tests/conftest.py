@@ -99,3 +99,9 @@ def python38() -> str | None:
                                  capture_output=True).returncode == 0:
             return py
     return None
+
+
+@pytest.fixture(scope="session")
+def tflite_runtime_214_python(tmp_path_factory) -> Path:
+    """Python of a venv with the last tflite_runtime on PyPI (2.14.0, numpy 1.x): what many boards run."""
+    return make_venv(tmp_path_factory.mktemp("venv") / "tflite214", ["tflite-runtime==2.14.0", "numpy<2"])

@@ -1,10 +1,12 @@
 """The DARTS op family (Liu et al., 2019): the 8 primitives and the fixed parts of a DARTS net.
 
-Semantics follow the DARTS reference code (``cnn/operations.py``) with one documented change
-that keeps the result identical: a stride-2 ``avg_pool_3x3`` is computed as a padded-count
-average pool times a constant border correction (see ``ExactAvgPool``), because litert-torch
-lowers the reference form (``count_include_pad=False``, stride 2) to STABLEHLO ops that
-XNNPACK does not delegate.
+Semantics follow the DARTS reference code (``cnn/operations.py``) with two documented changes
+that keep the result identical, because litert-torch lowers the reference forms to ops XNNPACK
+does not delegate (``edgenas export`` checks every op):
+- a stride-2 ``avg_pool_3x3`` is a padded-count average pool times a constant border
+  correction (``ExactAvgPool``); the reference (``count_include_pad=False``) becomes STABLEHLO ops;
+- a stride-2 ``max_pool_3x3`` on an even-sized input pads by repeating its edge rows and columns
+  (``ExactMaxPool``); the reference (implicit -inf padding) becomes PADV2, which XNNPACK refuses.
 """
 
 from __future__ import annotations
@@ -107,6 +109,28 @@ class ExactAvgPool(nn.Module):
         return self._scale[key]
 
 
+class ExactMaxPool(nn.Module):
+    """3x3 max pool with padding 1, in a form XNNPACK delegates at every stride and size.
+
+    Stride 1, and stride 2 on odd sizes, lower to MAX_POOL_2D with SAME padding directly. Stride 2
+    on an even size would need asymmetric -inf padding (PADV2, not delegated); instead the input
+    is padded with copies of its edge rows and columns (SLICE + CONCATENATION) and pooled VALID.
+    A copied edge value is already inside every window it joins, so the maxima are exactly the
+    reference ones.
+    """
+
+    def __init__(self, stride):
+        super().__init__()
+        self.stride = stride
+
+    def forward(self, x):
+        if self.stride == 1 or (x.shape[2] % 2 and x.shape[3] % 2):
+            return F.max_pool2d(x, 3, self.stride, 1)
+        x = torch.cat([x[:, :, :1], x, x[:, :, -1:]], dim=2)
+        x = torch.cat([x[:, :, :, :1], x, x[:, :, :, -1:]], dim=3)
+        return F.max_pool2d(x, 3, self.stride, 0)
+
+
 def _inverse_valid_fraction(h, w, stride, k=3, pad=1):
     """9 / (number of in-bounds taps) for each output of a kxk pool with symmetric padding."""
     def counts(n):
@@ -125,7 +149,7 @@ def darts_op(name: str, c: int, stride: int, affine: bool = True) -> nn.Module:
     if name == "avg_pool_3x3":
         return ExactAvgPool(stride)
     if name == "max_pool_3x3":
-        return nn.MaxPool2d(3, stride=stride, padding=1)
+        return ExactMaxPool(stride)
     if name == "skip_connect":
         return nn.Identity() if stride == 1 else FactorizedReduce(c, c, affine)
     if name.startswith("sep_conv_"):

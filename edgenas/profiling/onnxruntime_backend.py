@@ -19,8 +19,12 @@ from edgenas.profiling.protocol import Timer
 OPSET = 18
 
 
-def export_onnx(module, input_shape, path: Path, prefer_dynamo: bool = True) -> str:
-    """Write ``module`` as ONNX; returns the exporter used ('dynamo' or 'legacy')."""
+def export_onnx(module, input_shape, path: Path, prefer_dynamo: bool = True, errors: list | None = None) -> str:
+    """Write ``module`` as ONNX; returns the exporter used ('dynamo' or 'legacy').
+
+    ``errors``, when given, receives why each failed exporter failed (the dynamo error behind a
+    legacy fallback is worth reporting).
+    """
     import torch
 
     from edgenas._quiet import quiet_converters
@@ -28,7 +32,7 @@ def export_onnx(module, input_shape, path: Path, prefer_dynamo: bool = True) -> 
     quiet_converters()
     x = torch.from_numpy(example_input(input_shape))
     module = module.eval()
-    errors = []
+    errors = [] if errors is None else errors
     for dynamo in ((True, False) if prefer_dynamo else (False,)):
         try:
             with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):

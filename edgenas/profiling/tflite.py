@@ -54,7 +54,7 @@ def export_tflite(module, input_shape, path: Path, nhwc: bool = True) -> Path:
     with torch.no_grad():
         out_rank = module(x).dim()
     if nhwc and x.dim() == 4:
-        module = litert_torch.to_channel_last_io(module, args=[0], outputs=[0] if out_rank == 4 else [])
+        module = litert_torch.to_channel_last_io(module, args=[0], outputs=[0] if out_rank == 4 else []).eval()
         x = x.permute(0, 2, 3, 1).contiguous()
     try:
         with warnings.catch_warnings():
@@ -70,8 +70,11 @@ def make_interpreter(path, threads: int):
     cls, _, _ = interpreter_class()
     if cls is None:
         raise MeasurementError("no TFLite interpreter: pip install ai-edge-litert (or tflite-runtime on a board)")
-    it = cls(model_path=str(path), num_threads=threads)
-    it.allocate_tensors()
+    from edgenas._quiet import native_stderr_silenced
+
+    with native_stderr_silenced():
+        it = cls(model_path=str(path), num_threads=threads)
+        it.allocate_tensors()
     return it
 
 

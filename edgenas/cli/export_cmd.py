@@ -1,0 +1,66 @@
+"""``edgenas export``: ONNX and TFLite artifacts with parity, deployability and a latency gate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from edgenas.cli import common
+from edgenas.cli._output import console, emit, err_console
+from edgenas.export.parity import DEFAULT_ATOL
+from edgenas.export.gate import TARGET_TOLERANCE
+
+
+def export(
+    genotype: str = typer.Argument(..., help="Run directory of edgenas search, genotype file, JSON or DARTS text."),
+    formats: str = typer.Option("onnx,tflite", "--format", "-f", help="Artifacts to write: onnx, tflite or onnx,tflite."),
+    batch: Optional[int] = typer.Option(None, "--batch", help="Batch size baked into the artifacts (default: the run's)."),
+    nhwc: bool = typer.Option(False, "--nhwc/--nchw", help="TFLite input/output layout (ONNX stays NCHW)."),
+    weights: Optional[Path] = typer.Option(None, "--weights", help="State dict to load (default: the run's weights.safetensors)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output directory (default: RUN/export)."),
+    device: Optional[str] = typer.Option(None, "--device", "-d", help="Device of the latency gate (default: the run's)."),
+    backend: Optional[str] = typer.Option(None, "--backend", "-b", help="Backend of the latency gate (default: the run's)."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="Threads for the latency gate (default: the run's)."),
+    target_ms: Optional[float] = typer.Option(None, "--target-ms", help="Fail unless the measured latency is within target (+tolerance)."),
+    strict: bool = typer.Option(False, "--strict", help="Enforce the run's target, and fail when latency cannot be "
+                                                         "verified here or tflite_runtime 2.14 could not load the model."),
+    tolerance: float = typer.Option(TARGET_TOLERANCE, "--tolerance", help="Noise allowance of the latency gate (0.05 = 5%)."),
+    atol: float = typer.Option(DEFAULT_ATOL, "--atol", help="Parity: largest allowed |output - PyTorch|."),
+    parity_samples: int = typer.Option(64, "--parity-samples", help="Test images compared across runtimes."),
+    data: Optional[str] = typer.Option(None, "--data", help="Parity images (default: the run's dataset, else Fashion-MNIST)."),
+    measure: bool = typer.Option(True, "--measure/--no-measure", help="Time the artifact on this machine."),
+    quick: bool = typer.Option(False, "--quick", help="Shorter measurement protocol (smoke tests)."),
+    legacy_python: Optional[Path] = typer.Option(None, "--tflite-runtime-python",
+                                                 help="A Python with tflite_runtime 2.14: load and run model.tflite there too."),
+    as_json: bool = common.JSON,
+):
+    """Export a searched network to ONNX and TFLite, and prove it is fit to ship.
+
+    Checks: ONNX checker; XNNPACK delegates every TFLite op; onnxruntime and TFLite match PyTorch
+    on real images (max abs diff <= --atol); measured latency on the device vs --target-ms.
+    Writes model.onnx, model.tflite, report.json and report.md.
+
+    Examples:
+      edgenas export runs/my-run --format onnx,tflite --target-ms 0.8
+      edgenas export runs/my-run/genotype.json --format tflite --nhwc --strict --json
+    """
+    from edgenas.errors import InputError
+    from edgenas.export.pipeline import ExportOptions, export_genotype, first_failure, parse_formats
+
+    if parity_samples < 1:
+        raise InputError(f"--parity-samples must be at least 1, got {parity_samples}")
+    if not 0 <= tolerance < 1:
+        raise InputError(f"--tolerance is a fraction in [0, 1), got {tolerance}")
+    opts = ExportOptions(formats=parse_formats(formats), batch=batch, nhwc=nhwc, weights=weights, out=out, atol=atol,
+                         parity_samples=parity_samples, data=data, device=device, backend=backend, threads=threads,
+                         target_ms=target_ms, strict=strict, measure=measure, quick=quick, tolerance=tolerance,
+                         legacy_python=legacy_python)
+    g, _ = common.resolve_genotype(genotype)
+    with err_console.status("export") as status:
+        result = export_genotype(genotype, opts, genotype=g, on_progress=lambda p: status.update(f"export: {p}"))
+    emit(result.report, as_json, lambda r: console.print((result.out / "report.md").read_text(), markup=False))
+    err = first_failure(result)
+    if err is not None:
+        raise err

@@ -1,0 +1,55 @@
+"""ONNX artifacts: export (dynamo, legacy fallback), the full checker, opset and operator list.
+
+The dynamo exporter already runs onnxscript's optimizer (constant folding, dead-node and
+redundant-cast removal); ``onnxsim`` is applied on top only when it is importable, and the
+report says which of these happened.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+from edgenas.errors import MeasurementError
+from edgenas.profiling.onnxruntime_backend import OPSET, export_onnx  # noqa: F401 - the one exporter
+
+
+def check(path) -> None:
+    """``onnx.checker.check_model(full_check=True)``: structure, types and shape inference."""
+    import onnx
+
+    try:
+        onnx.checker.check_model(onnx.load(str(path)), full_check=True)
+    except Exception as e:  # noqa: BLE001 - checker errors are ValidationError or inference errors
+        raise MeasurementError(f"the exported ONNX model fails onnx.checker: {' '.join(str(e).split())[:300]}") from None
+
+
+def simplify(path) -> str:
+    """Run onnxsim in place when installed; returns what was done, for the report."""
+    try:
+        import onnx
+        import onnxsim  # type: ignore
+    except ImportError:
+        return "onnxsim not installed: not simplified beyond the exporter's own optimizer"
+    model, ok = onnxsim.simplify(onnx.load(str(path)))
+    if not ok:
+        return "onnxsim could not validate its result: kept the exporter's model"
+    onnx.save(model, str(path))
+    return f"simplified with onnxsim {getattr(onnxsim, '__version__', '')}".strip()
+
+
+def summary(path) -> dict:
+    """Opset imports, operator counts, inputs and outputs with shapes."""
+    import onnx
+
+    m = onnx.load(str(path))
+    ops = Counter(n.op_type if n.domain in ("", "ai.onnx") else f"{n.domain}::{n.op_type}" for n in m.graph.node)
+
+    def shape(v):
+        return [d.dim_value if d.HasField("dim_value") else d.dim_param for d in v.type.tensor_type.shape.dim]
+
+    return {"opset": {imp.domain or "ai.onnx": imp.version for imp in m.opset_import},
+            "ir_version": m.ir_version, "producer": f"{m.producer_name} {m.producer_version}".strip(),
+            "op_counts": dict(sorted(ops.items())), "nodes": len(m.graph.node),
+            "inputs": {v.name: shape(v) for v in m.graph.input},
+            "outputs": {v.name: shape(v) for v in m.graph.output}}
