@@ -155,8 +155,11 @@ def _ensure_loaded():
 # ---- shared helpers -----------------------------------------------------------------------
 
 def shared_weight_accuracy(net, weights, ctx: SearchContext, examples: int | None = None,
-                           recalibrate_bn: int = 0) -> float:
-    """Accuracy of one path of a supernet on the arch split (optionally re-estimating BN first, as SPOS)."""
+                           recalibrate_bn: int = 2) -> float:
+    """Accuracy of one path of a supernet on the arch split, after re-estimating BatchNorm
+    statistics for that path on a few training batches (as SPOS does). Running statistics
+    accumulated over many sampled paths fit none of them: measured on the proxyless 'small'
+    supernet, 4 random paths scored 12-53% with them and 72-74% after 2 recalibration batches."""
     examples = examples or ctx.budget.eval_examples
     if recalibrate_bn:
         reset_bn(net)

@@ -95,7 +95,7 @@ class EnasStrategy(Strategy):
 
     def _controller_step(self, ctx) -> dict:
         x, y = ctx.batch("arch")
-        self.net.eval()
+        # batch statistics (train-mode BN, no grad): running statistics mix every sampled child
         rewards, logps, ents = [], [], []
         for _ in range(self.samples):
             choices, log_p, ent = self.controller.sample(self.gen)
@@ -108,7 +108,6 @@ class EnasStrategy(Strategy):
             logps.append(log_p)
             ents.append(ent)
             self.seen[repr(arch)] = (arch, lat)
-        self.net.train()
         mean_r = sum(rewards) / len(rewards)
         self.baseline = mean_r if self.baseline is None else self.baseline_decay * self.baseline + (
             1 - self.baseline_decay) * mean_r

@@ -16,7 +16,7 @@ from torch import nn
 
 from edgenas.errors import GenotypeError, SpaceError
 from edgenas.ops.darts_ops import Logits, Zero
-from edgenas.ops.mbconv import MBConv, conv_bn_act
+from edgenas.ops.mbconv import ElasticCandidate, ElasticMBConv, MBConv, conv_bn_act
 from edgenas.ops.spec import OpSpec
 from edgenas.spaces.base import ChoicePoint, SearchSpace, register_space, require
 from edgenas.spaces.mixed import MixedOp
@@ -220,8 +220,8 @@ class ProxylessSpace(SearchSpace):
     def build(self, arch: ProxylessArch, **_) -> "ProxylessNetwork":
         return ProxylessNetwork(self, arch)
 
-    def supernet(self, **_) -> "ProxylessSupernet":
-        return ProxylessSupernet(self)
+    def supernet(self, shared_weights: bool = True, **_) -> "ProxylessSupernet":
+        return ProxylessSupernet(self, shared_weights=shared_weights)
 
 
 class _Trunk(nn.Module):
@@ -251,18 +251,33 @@ class ProxylessNetwork(_Trunk):
 
 
 class ProxylessSupernet(_Trunk):
-    """Every candidate MBConv per layer; the identity skip sits outside the mixed op."""
+    """Every candidate MBConv per layer; the identity skip sits outside the mixed op.
 
-    def __init__(self, space: ProxylessSpace):
+    ``shared_weights=True`` (default) holds a layer's candidates in one ElasticMBConv (shared
+    superkernel, per-candidate BatchNorm), which trains in the few hundred steps a CPU budget
+    allows; ``False`` gives every candidate its own weights, as in the ProxylessNAS paper.
+    """
+
+    def __init__(self, space: ProxylessSpace, shared_weights: bool = True):
         super().__init__(space)
         self.space = space
         self.layers_meta = space.layers()
         self.mixed = nn.ModuleList()
+        self.shared = nn.ModuleList()
         for layer in self.layers_meta:
-            def build(op, layer=layer):
+            mb = [parse_mbconv(op) for op in layer.options if op != "zero"]
+            elastic = None
+            if shared_weights:
+                elastic = ElasticMBConv(layer.c_in, layer.c_out, layer.stride, sorted({e for _, e in mb}),
+                                        sorted({k for k, _ in mb}))
+                self.shared.append(elastic)
+
+            def build(op, layer=layer, elastic=elastic):
                 if op == "zero":
                     return Zero(1)
                 kernel, expand = parse_mbconv(op)
+                if elastic is not None:
+                    return ElasticCandidate(elastic, expand, kernel)
                 return MBConv(layer.c_in, layer.c_out, kernel, layer.stride, expand, residual=False)
 
             self.mixed.append(MixedOp(layer.options, build))
