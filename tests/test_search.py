@@ -159,3 +159,31 @@ def test_search_run_resumes_after_interruption(tmp_path):
         assert (out / name).exists(), name
     g = json.loads((out / "genotype.json").read_text())
     assert g["meta"]["target_ms"] == 0.6 and g["meta"]["predicted_ms"] <= 0.6
+
+
+def test_cifar10_pickle_batches_load(tmp_path):
+    """The CIFAR-10 python format (written here with a few images, as the official files lay it out)."""
+    import pickle
+
+    rng = np.random.default_rng(0)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        d = {b"data": rng.integers(0, 256, (20, 3072), dtype=np.uint8), b"labels": list(rng.integers(0, 10, 20))}
+        (tmp_path / name).write_bytes(pickle.dumps(d))
+    data = load_data(f"cifar10:{tmp_path}", arch_size=20)
+    assert data.weights.x.shape == (80, 3, 32, 32) and len(data.arch) == 20 and len(data.test) == 20
+    x = __import__("edgenas.search.data", fromlist=["prepare"]).prepare(data.weights.x[:4], data, (1, 28, 28))
+    assert x.shape == (4, 1, 28, 28)  # adapted to a grey 28x28 space
+
+
+def test_image_folder_loads_and_bad_layout_is_clear(tmp_path):
+    from PIL import Image
+
+    for split in ("train", "test"):
+        for cls in ("cat", "dog"):
+            (tmp_path / split / cls).mkdir(parents=True)
+            for i in range(4):
+                Image.new("RGB", (40, 30), (i * 40, 10, 200 if cls == "dog" else 0)).save(tmp_path / split / cls / f"{i}.png")
+    data = load_data(f"folder:{tmp_path}", arch_size=2)
+    assert data.classes == 2 and data.weights.x.shape[1:] == (3, 32, 32) and len(data.test) == 8
+    with pytest.raises(InputError, match="one sub-directory per class"):
+        load_data(f"folder:{tmp_path / 'train' / 'cat'}")

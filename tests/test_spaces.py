@@ -119,3 +119,34 @@ def test_unknown_space_and_preset():
         create_space("nasnet")
     with pytest.raises(SpaceError):
         create_space("darts", "huge")
+
+
+def test_shared_weight_candidates_match_standalone_shapes_and_share_parameters():
+    from edgenas.ops.mbconv import ElasticMBConv
+
+    sp = create_space("proxyless", "small")
+    shared, independent = sp.supernet(), sp.supernet(shared_weights=False)
+    count = lambda m: sum(p.numel() for p in m.weight_parameters())  # noqa: E731
+    assert count(shared) < count(independent) / 2
+    layer = sp.layers()[3]
+    el = ElasticMBConv(layer.c_in, layer.c_out, layer.stride, [3, 6], [3, 5, 7])
+    x = torch.randn(2, layer.c_in, layer.hw_in, layer.hw_in)
+    for e in (3, 6):
+        for k in (3, 5, 7):
+            assert el(x, e, k).shape == (2, layer.c_out, layer.hw_out, layer.hw_out)
+    assert not torch.allclose(el(x, 3, 3), el(x, 6, 7))
+
+
+def test_naive_mode_computes_every_candidate():
+    from edgenas.spaces.mixed import naive_mode
+
+    sp = create_space("proxyless", "small")
+    net = sp.supernet(shared_weights=False)
+    calls = []
+    hooks = [m.register_forward_hook(lambda *a: calls.append(1)) for mixed in net.mixed for m in mixed.ops]
+    w = sp.arch_weights(sp.sample(random.Random(0)))
+    with naive_mode():
+        net(torch.randn(1, *sp.input_shape), w)
+    for h in hooks:
+        h.remove()
+    assert len(calls) == sum(len(l.options) for l in sp.layers())
