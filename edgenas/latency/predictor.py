@@ -47,6 +47,7 @@ class Calibration:
     fitted_at: str = ""
     arch_ids: list = field(default_factory=list)  # the calibration networks: never scored by verify
     runtime_version: str = ""
+    anchor_ms: float = float("nan")  # the ms scale of ref_ratio values the fit used (kept fixed after)
 
     @property
     def calibrated(self) -> bool:
@@ -119,7 +120,9 @@ class LatencyPredictor:
         df = self.table.df
         self.uses_reference = bool(df["ref_ratio"].notna().all())
         if self.uses_reference:
-            self.anchor_ms = float(df["ref_ms"].median())
+            # a calibration keeps the scale it was fitted on; adding rows later must not move it
+            fitted = self.calibration.anchor_ms
+            self.anchor_ms = float(fitted) if fitted == fitted else float(df["ref_ms"].median())
             values = df["ref_ratio"].to_numpy() * self.anchor_ms
         else:
             self.anchor_ms = float("nan")
@@ -185,7 +188,7 @@ class LatencyPredictor:
 
 
 def fit_calibration(features: list[tuple[float, int]], measured: list[float], arch_ids=(), runtime_version="",
-                    ) -> Calibration:
+                    anchor_ms: float = float("nan")) -> Calibration:
     """Choose and fit the correction by leave-one-out error on the calibration networks.
 
     Candidates: measured = a*S + b, and a*S + b + c*K. Fitted in relative terms (weights 1/y), so
@@ -219,7 +222,7 @@ def fit_calibration(features: list[tuple[float, int]], measured: list[float], ar
     c = float(coef[2]) if len(coef) > 2 else 0.0
     return Calibration(a=a, b=b, c=c, model=name, n_networks=len(y), fit_mape=score,
                        fit_within_10pct=float((loo <= 0.10).mean()), fitted_at=now_iso(),
-                       arch_ids=list(arch_ids), runtime_version=runtime_version)
+                       arch_ids=list(arch_ids), runtime_version=runtime_version, anchor_ms=anchor_ms)
 
 
 def _wls(x, y):

@@ -69,7 +69,7 @@ def calibrate(backend: Backend, space, predictor: LatencyPredictor, store: Table
     meas = measure_networks(backend, space, archs, predictor.sel.batch, settings, on_progress=on_progress)
     feats = [predictor.features(space.op_specs(a)) for a in archs]
     y = [predictor.measured_ms(m.stats.ref_ratio, m.stats.median_ms) for m in meas]
-    cal = fit_calibration(feats, y, [m.arch_id for m in meas], backend.runtime_version())
+    cal = fit_calibration(feats, y, [m.arch_id for m in meas], backend.runtime_version(), predictor.anchor_ms)
     key = calibration_key(space, predictor.sel)
     path = CalibrationStore(store).put(predictor.sel.device, predictor.sel.backend, key, cal)
     predictor.calibration = cal
