@@ -6,6 +6,8 @@ exact; real runtimes are timed in test_backends.py.
 
 from __future__ import annotations
 
+import platform
+
 import numpy as np
 import pytest
 
@@ -87,3 +89,19 @@ def test_time_cap_stops_unfinished_work():
     settings = ProtocolSettings(warmup_calls=1, warmup_s=0.0, min_rounds=3, max_rounds=1000, time_cap_s=0.0)
     rep = measure({"x": noisy}, settings)
     assert rep.rounds == 3 and not rep.stats["x"].stable
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="malloc pinning is glibc-only")
+def test_creating_a_backend_pins_malloc_and_the_environment_records_it():
+    import ctypes
+
+    from edgenas.profiling.allocator import MMAP_THRESHOLD_MAX, malloc_pinned
+    from edgenas.profiling.base import create_backend
+    from edgenas.profiling.environment import environment
+
+    create_backend("torch-cpu")
+    assert malloc_pinned() is True and environment()["malloc_pinned"] is True
+    # glibc takes the call again with the same values, and rejects a threshold above its ceiling
+    libc = ctypes.CDLL("libc.so.6")
+    assert libc.mallopt(-3, MMAP_THRESHOLD_MAX) == 1
+    assert libc.mallopt(-3, MMAP_THRESHOLD_MAX + 1) == 0

@@ -406,6 +406,20 @@ def thermal_facts():
     return out
 
 
+def pin_malloc():
+    """Pin glibc's mmap/trim thresholds, as edgenas does (edgenas/profiling/allocator.py): glibc's
+    adaptive threshold otherwise makes a timing depend on what the process freed before it."""
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return False
+    try:
+        import ctypes
+        import ctypes.util
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return bool(libc.mallopt(-3, 32 * 1024 * 1024)) and bool(libc.mallopt(-1, 1 << 30))
+    except (OSError, AttributeError):
+        return False
+
+
 def device_facts():
     """The device record stored with the table (keys as edgenas's environment() where they overlap)."""
     cpuinfo = _read("/proc/cpuinfo") or ""
@@ -481,6 +495,7 @@ def run_bundle(bundle, out, resume=False, quiet=False, max_entries=None):
 
 
 def _run_bundle(root, manifest, out, resume, quiet, max_entries):
+    malloc_pinned = pin_malloc()
     runtime, runtime_version, make_timer = find_runtime(manifest["backend"])
     threads = int(manifest["threads"])
     settings = dict(DEFAULT_SETTINGS)
@@ -505,7 +520,7 @@ def _run_bundle(root, manifest, out, resume, quiet, max_entries):
                    "device": manifest["device"], "backend": manifest["backend"], "precision": manifest["precision"],
                    "threads": threads, "measured_by": "edgenas_device_runner", "runner_version": RUNNER_VERSION,
                    "runtime": runtime, "runtime_version": runtime_version, "protocol": settings,
-                   "started_at": _now(), "device_facts": device_facts(), "references": {}, "chunks": [],
+                   "started_at": _now(), "device_facts": dict(device_facts(), malloc_pinned=malloc_pinned), "references": {}, "chunks": [],
                    "entries": [], "complete": False}
     done = set(e["id"] for e in results["entries"])
     todo = [e for e in manifest["entries"] if e["id"] not in done]

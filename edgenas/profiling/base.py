@@ -123,8 +123,11 @@ def list_backends() -> list[str]:
 
 def create_backend(name: str, threads: int = 1, precision: str = "fp32", **options) -> Backend:
     """The one front door: a ready backend, or BackendUnavailable saying why and how to fix it."""
+    from edgenas.profiling.allocator import pin_malloc
+
     cls = backend_class(name)
     cls.require()
+    pin_malloc()  # before the backend allocates anything: timings must not depend on malloc's history
     return cls(threads=threads, precision=precision, **options)
 
 

@@ -8,6 +8,7 @@ import sys
 from importlib import metadata
 
 from edgenas.devices import _read, machine_facts
+from edgenas.profiling.allocator import malloc_pinned
 from edgenas.latency.table import now_iso
 
 LIBRARIES = ("edgenas", "torch", "numpy", "onnx", "onnxruntime", "onnxscript", "litert-torch", "ai-edge-litert",
@@ -44,4 +45,5 @@ def environment() -> dict:
         "os": platform.platform(),
         "python": sys.version.split()[0],
         "libraries": library_versions(),
+        "malloc_pinned": malloc_pinned(),
     }
