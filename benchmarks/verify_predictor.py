@@ -33,7 +33,7 @@ def main():
     ap.add_argument("--tables-dir", default=str(ROOT / "latency_tables"))
     args = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
-    results = []
+    results = _previous_results(args)
     for space in args.spaces.split(","):
         for backend in args.backends.split(","):
             for batch in args.batches.split(","):
@@ -48,13 +48,34 @@ def main():
                     print(f"{backend} b{batch} {space}: FAILED {p.stderr.strip()[-300:]}")
                     continue
                 r = json.loads(p.stdout)
-                r.pop("networks", None)
+                nets = r.pop("networks", None)
+                if nets:  # per-network predicted/measured, for finding which architectures a model misses
+                    (OUT / f"verify-{backend}-{space}-b{batch}.networks.json").write_text(json.dumps(nets, indent=1) + "\n")
                 r["wall_s"] = round(time.perf_counter() - start, 1)
-                results.append(r)
+                r["date"] = time.strftime("%Y-%m-%d")
+                results = [old for old in results if _row_key(old) != _row_key(r)] + [r]
                 print(f"{backend} b{batch} {space}: {100 * r['within_10pct']:.0f}% within 10%, "
                       f"MAPE {100 * r['mape']:.1f}%, tau {r['kendall_tau']:.2f} ({r['wall_s']} s)", flush=True)
                 _write(results, args)
     _write(results, args)
+
+
+def _row_key(r):
+    return (r["backend"], int(r["batch"]), r["space"])
+
+
+def _previous_results(args):
+    """Rows from an earlier run with the same n: a run for one space must not erase the other's rows."""
+    path = OUT / "verify_predictor.json"
+    if not path.exists():
+        return []
+    try:
+        doc = json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return []
+    if doc.get("n") != args.n or doc.get("calibration_n") != args.calibration_n:
+        return []
+    return doc.get("results", [])
 
 
 def _write(results, args):
@@ -67,14 +88,14 @@ def _write(results, args):
     lines = [f"# Predictor accuracy on held-out random networks ({doc['date']}, {doc['machine']})", "",
              f"{args.n} held-out random architectures per row; calibration on {args.calibration_n} others; "
              "1 thread; measured with the profiling protocol, drift-corrected by the paired reference op.", "",
-             "| backend | batch | space | within ±5% | within ±10% | MAPE | RMSE ms | Kendall τ | plain op sum: within ±10% / bias | calibration |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
-    for r in results:
+             "| backend | batch | space | within ±5% | within ±10% | MAPE | RMSE ms | Kendall τ | plain op sum: within ±10% / bias | calibration | measured on |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in sorted(results, key=lambda r: (r["space"], r["backend"], int(r["batch"]))):
         raw, cal = r["raw_op_sum"], r["calibration"]
         lines.append(f"| {r['backend']} | {r['batch']} | {r['space']} | {100 * r['within_5pct']:.0f}% | "
                      f"{100 * r['within_10pct']:.0f}% | {100 * r['mape']:.1f}% | {r['rmse_ms']:.4f} | "
                      f"{r['kendall_tau']:.3f} | {100 * raw['within_10pct']:.0f}% / {100 * raw['bias']:+.0f}% | "
-                     f"{cal['model']} |")
+                     f"{cal['model']} | {r.get('date', doc['date'])} |")
     (OUT / "verify_predictor.md").write_text("\n".join(lines) + "\n")
 
 
