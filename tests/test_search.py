@@ -127,6 +127,12 @@ def test_bad_data_spec_is_one_line(cli, tmp_path):
     assert not (tmp_path / "run").exists()  # nothing half-made to trip a later --resume
 
 
+@pytest.mark.parametrize("tolerance", ["-0.1", "1.5"])
+def test_bad_tolerance_is_one_line(cli, tmp_path, tolerance):
+    code, _, err = cli("search", "--target-ms", 1, "--tolerance", tolerance, "--out", tmp_path / "run")
+    assert code == 2 and "--tolerance must be a share in [0, 1)" in err
+
+
 def test_search_fails_cleanly_on_a_table_miss(tmp_path):
     cfg = SearchConfig(device="x86-64-host", backend="onnxruntime", target_ms=1.0, space="proxyless",
                        preset="small32", data="synthetic")

@@ -47,6 +47,9 @@ def search(
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run in --out."),
     measure: bool = typer.Option(True, "--measure/--no-measure", help="Measure the retrained top-k on this machine."),
     torch_device: str = typer.Option("auto", "--torch-device", help="auto (CUDA when present), cpu or cuda."),
+    tolerance: float = typer.Option(0.05, "--tolerance",
+                                    help="Share by which a measured latency may exceed the target and still count as met "
+                                         "(the measurement noise between processes; 0 for a hard limit)."),
     as_json: bool = JSON,
 ):
     """Search an architecture predicted (and measured) under --target-ms on a device.
@@ -62,6 +65,8 @@ def search(
         raise InputError(f"unknown strategy {strategy!r}; known: {', '.join(list_strategies())}")
     if target_ms <= 0:
         raise InputError(f"--target-ms must be positive, got {target_ms}")
+    if not 0 <= tolerance < 1:
+        raise InputError(f"--tolerance must be a share in [0, 1), got {tolerance}")
     opts = {}
     if latency_loss:
         opts["latency_loss"] = latency_loss
@@ -75,7 +80,8 @@ def search(
                        budget=dict(steps=budget, batch_size=batch_size, top_k=top_k, retrain_epochs=retrain_epochs,
                                    population=population, eval_examples=eval_examples),
                        strategy_options=opts, search_overrides=overrides, weights_size=train_size,
-                       arch_size=arch_size, test_size=test_size, measure=measure, torch_device=torch_device)
+                       arch_size=arch_size, test_size=test_size, measure=measure, torch_device=torch_device,
+                       tolerance=tolerance)
     out = out or Path("runs") / f"{strategy}-{space}-{device}-{target_ms:g}ms-s{seed}"
     with progress_bar() as bar:
         tasks: dict[str, int] = {}

@@ -267,16 +267,18 @@ def _measure(cfg, ctx, predictor, top, retrained, run, on_progress) -> str:
     if not avail:
         return f"not measured: {why}"
     be = create_backend(cfg.backend, threads=predictor.sel.threads)
+    how = (f"whole networks exported to {cfg.backend} and timed on this machine with the profiling protocol, "
+           f"paired with the reference op (ms on the table's scale; raw medians in summary.json)")
     todo = [i for i, r in enumerate(retrained) if r["measured_ms"] is None]
     if not todo:
-        return "measured"
+        return how
     meas = measure_networks(be, ctx.space, [top[i].arch for i in todo], cfg.batch,
                             on_progress=(lambda ph, d, n: on_progress(f"measure ({ph})", d, n)) if on_progress else None)
     for i, m in zip(todo, meas):
         retrained[i]["measured_ms"] = predictor.measured_ms(m.stats.ref_ratio, m.stats.median_ms)
         retrained[i]["measured_raw_ms"] = m.stats.median_ms
         retrained[i]["measured_p90_ms"] = m.stats.p90_ms
-    return "measured"
+    return how
 
 
 def _finish(cfg, ctx, predictor, strategy, cands, top, retrained, run, log_rows, measured_note, elapsed) -> dict:
