@@ -75,10 +75,12 @@ def test_backend_not_in_device_profile_is_refused(tmp_path):
 
 @pytest.mark.slow
 def test_cli_profile_killed_halfway_then_resumed(tmp_path):
-    """The issue's acceptance run: onnxruntime, DARTS small, batch 1, SIGINT half way, --resume."""
+    """The issue's acceptance run: onnxruntime, DARTS small, SIGINT half way, --resume."""
     env = {**os.environ, "EDGENAS_CACHE": str(tmp_path / "cache"), "COLUMNS": "120"}
     cmd = [sys.executable, "-m", "edgenas", "profile", "--device", "x86-64-host", "--backend", "onnxruntime",
-           "--space", "darts", "--preset", "small", "--batch", "1", "--quick", "--tables-dir", str(tmp_path / "t")]
+           "--space", "darts", "--preset", "small", "--batch", "1,8", "--quick", "--tables-dir", str(tmp_path / "t")]
+    # two batch sizes: 84 entries, so after the first chunk of 12 lands most of the run is still ahead
+    # (with one batch a loaded host could finish the last 30 before SIGINT arrived)
     table = tmp_path / "t" / "x86-64-host" / "onnxruntime.csv"
     p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 600
@@ -91,14 +93,14 @@ def test_cli_profile_killed_halfway_then_resumed(tmp_path):
     _, err = p.communicate(timeout=120)
     assert p.returncode == 130 and "interrupted" in err and "Traceback" not in err
     before = pd.read_csv(table)
-    assert 12 <= len(before) < 42
+    assert 12 <= len(before) < 84
 
     done = subprocess.run(cmd + ["--resume", "--json"], env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-800:]
     report = json.loads(done.stdout)["backends"][0]
     after = pd.read_csv(table)
-    assert len(after) == 42  # every non-zero-cost op instance of the DARTS small preset
-    assert report["measured"] == 42 - len(before) and report["already_present"] == len(before)
-    old = after.set_index("op_key").loc[before["op_key"]]
+    assert len(after) == 84  # every non-zero-cost op instance of the DARTS small preset, at batch 1 and 8
+    assert report["measured"] == 84 - len(before) and report["already_present"] == len(before)
+    old = after.set_index(["op_key", "batch"]).loc[list(zip(before["op_key"], before["batch"]))]
     assert (old["run_id"].to_numpy() == before["run_id"].to_numpy()).all()
     assert "━" in done.stderr or "%" in done.stderr or "elapsed" in done.stderr  # the progress bar ran

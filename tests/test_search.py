@@ -7,6 +7,7 @@ uses the synthetic dataset only to keep these smoke tests short (never reported 
 from __future__ import annotations
 
 import json
+import random
 
 import numpy as np
 import pytest
@@ -193,3 +194,30 @@ def test_image_folder_loads_and_bad_layout_is_clear(tmp_path):
     assert data.classes == 2 and data.weights.x.shape[1:] == (3, 32, 32) and len(data.test) == 8
     with pytest.raises(InputError, match="one sub-directory per class"):
         load_data(f"folder:{tmp_path / 'train' / 'cat'}")
+
+
+def _pixel1_predictor():
+    space = create_space("proxyless", "mobile")
+    pred = LatencyPredictor.load("pixel-1", "tflite", space, 1)
+    return space, lambda a: pred.predict(space, a).predicted_ms
+
+
+def test_repair_brings_over_target_archs_under_it_with_few_changes():
+    from edgenas.search.repair import repair_to_target
+
+    space, predict = _pixel1_predictor()
+    rng = random.Random(3)
+    over = [a for a in (space.sample(rng) for _ in range(40)) if predict(a) > 80][:5]
+    assert over, "random mobile archs should mostly be over 80 ms on the Pixel 1 table"
+    for arch in over:
+        fixed, ms, changes = repair_to_target(space, predict, arch, 80.0)
+        assert ms <= 80.0 and abs(predict(fixed) - ms) < 1e-9
+        differing = sum(a != b for a, b in zip(space.decisions_of(arch), space.decisions_of(fixed)))
+        assert 1 <= differing <= changes <= 2 * len(space.decisions())
+
+
+def test_repair_gives_up_on_an_unreachable_target():
+    from edgenas.search.repair import repair_to_target
+
+    space, predict = _pixel1_predictor()
+    assert repair_to_target(space, predict, space.sample(random.Random(0)), 1.0) is None

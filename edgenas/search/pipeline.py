@@ -30,6 +30,7 @@ from edgenas.errors import InputError
 from edgenas.io import atomic_write_bytes, atomic_write_text
 from edgenas.search.base import Budget, Candidate, SearchContext, create_strategy, cosine_lr, set_lr
 from edgenas.search.data import Batches, accuracy, load_data
+from edgenas.search.repair import repaired_candidates
 
 
 @dataclass
@@ -226,6 +227,7 @@ def run_search(cfg: SearchConfig, out: Path, resume: bool = False, on_progress: 
         if on_progress:
             on_progress("rank candidates", 0, 1)
         cands = strategy.candidates(ctx)
+        cands = cands + repaired_candidates(ctx, cands, budget.top_k)
         phase = "retrain"
         checkpoint()
     # ---- retrain ----------------------------------------------------------------------------
