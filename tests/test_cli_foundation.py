@@ -44,3 +44,25 @@ def test_channels_flag_is_rejected_for_proxyless(cli, tmp_path):
     code, _, err = cli("genotype", "sample", "--space", "proxyless", "--preset", "small", "--out", tmp_path / "p.json")
     code, _, err = cli("genotype", "show", tmp_path / "p.json", "--channels", 8)
     assert code == 2 and "unknown proxyless config field(s) channels" in err
+
+
+def test_a_swallowed_ctrl_c_still_stops_at_the_next_check():
+    import os
+    import signal
+
+    import pytest
+
+    from edgenas import interrupt
+
+    interrupt.install()
+    try:
+        try:  # a library that catches the KeyboardInterrupt and turns it into an ordinary error
+            os.kill(os.getpid(), signal.SIGINT)
+        except KeyboardInterrupt:
+            pass
+        assert interrupt.interrupted()
+        with pytest.raises(KeyboardInterrupt):
+            interrupt.check()
+    finally:
+        interrupt._state["interrupted"] = False
+        signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -57,9 +57,14 @@ INTERRUPTED = "interrupted: finished work is saved; rerun with --resume to conti
 
 def run(argv=None) -> int:
     """Console-script entry: one clear line and an exit code for every user error."""
+    from edgenas import interrupt
+
     debug = os.environ.get("EDGENAS_DEBUG") == "1"
+    interrupt.install()
     try:
         rv = app(args=argv, standalone_mode=False)
+        if interrupt.interrupted() and rv in (0, None):  # Ctrl-C swallowed where no check() ran after it
+            rv = 130
         if rv == 130:  # typer turns Ctrl-C into exit code 130 without a word
             print(INTERRUPTED, file=sys.stderr)
         return rv if isinstance(rv, int) else 0

@@ -16,6 +16,7 @@ from edgenas.ops.registry import ARTIFACT_VERSION
 from edgenas.profiling.base import Backend
 from edgenas.profiling.protocol import ProtocolSettings, Stats, measure
 from edgenas.profiling.runner import REFERENCE_OP, prepare_op
+from edgenas import interrupt
 
 
 def arch_id(space, arch) -> str:
@@ -59,6 +60,7 @@ def measure_networks(backend: Backend, space, archs: list, batch: int,
             if on_progress:
                 on_progress("convert", start + i, total)
             timers[f"{start + i}"] = prepare_network(backend, space, arch, batch)
+            interrupt.check()
         if on_progress:
             on_progress("measure", start, total)
         report = measure(timers, settings, reference=reference)

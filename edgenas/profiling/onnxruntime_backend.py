@@ -15,6 +15,7 @@ from edgenas.errors import BackendUnavailable, MeasurementError
 from edgenas.profiling.base import Backend, register_backend
 from edgenas.profiling.inputs import example_input
 from edgenas.profiling.protocol import Timer
+from edgenas import interrupt
 
 OPSET = 18
 
@@ -41,6 +42,7 @@ def export_onnx(module, input_shape, path: Path, prefer_dynamo: bool = True, err
                                   input_names=["input"], output_names=["output"], external_data=False)
             return "dynamo" if dynamo else "legacy"
         except Exception as e:  # noqa: BLE001 - exporter failures vary; we report them all
+            interrupt.check()  # a Ctrl-C the exporter turned into an error is not a reason to fall back
             errors.append(f"{'dynamo' if dynamo else 'legacy'}: {type(e).__name__}: {str(e).splitlines()[0][:200]}")
     raise MeasurementError("ONNX export failed: " + "; ".join(errors))
 

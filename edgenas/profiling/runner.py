@@ -27,6 +27,7 @@ from edgenas.paths import cache_dir
 from edgenas.profiling.base import Backend
 from edgenas.profiling.environment import environment
 from edgenas.profiling.protocol import ProtocolSettings, measure
+from edgenas import interrupt
 
 #: timed right before every entry block (paired design); stored as ref_ms / ref_ratio
 REFERENCE_OP = OpSpec.make("sep_conv_3x3", (14, 14, 32), (14, 14, 32), stride=1)
@@ -126,7 +127,9 @@ def profile_ops(device: DeviceProfile, backend: Backend, specs: list[OpSpec], ba
             if on_event:
                 on_event(ProfileEvent("convert", done, total, batch, spec.key))
             timers[spec.key] = prepare_op(backend, spec, batch, cache)
+            interrupt.check()
         reference = prepare_op(backend, REFERENCE_OP, batch, cache)
+        interrupt.check()
         if on_event:
             on_event(ProfileEvent("measure", done, total, batch, f"{len(chunk)} ops"))
         report = measure(timers, settings, reference=reference)
