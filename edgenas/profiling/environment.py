@@ -8,8 +8,8 @@ import sys
 from importlib import metadata
 
 from edgenas.devices import _read, machine_facts
-from edgenas.profiling.allocator import malloc_pinned
 from edgenas.latency.table import now_iso
+from edgenas.profiling.allocator import malloc_pinned
 
 LIBRARIES = ("edgenas", "torch", "numpy", "onnx", "onnxruntime", "onnxscript", "litert-torch", "ai-edge-litert",
              "tflite-runtime", "tensorrt", "pandas")

@@ -12,11 +12,11 @@ import json
 from dataclasses import dataclass
 from typing import Callable
 
+from edgenas import interrupt
 from edgenas.ops.registry import ARTIFACT_VERSION
 from edgenas.profiling.base import Backend
 from edgenas.profiling.protocol import ProtocolSettings, Stats, measure
 from edgenas.profiling.runner import REFERENCE_OP, prepare_op
-from edgenas import interrupt
 
 
 def arch_id(space, arch) -> str:

@@ -11,11 +11,11 @@ import io
 import warnings
 from pathlib import Path
 
+from edgenas import interrupt
 from edgenas.errors import BackendUnavailable, MeasurementError
 from edgenas.profiling.base import Backend, register_backend
 from edgenas.profiling.inputs import example_input
 from edgenas.profiling.protocol import Timer
-from edgenas import interrupt
 
 OPSET = 18
 

@@ -17,6 +17,7 @@ from typing import Callable
 
 import numpy as np
 
+from edgenas import interrupt
 from edgenas.devices import DeviceProfile
 from edgenas.errors import DeviceError, InputError
 from edgenas.latency.store import TableStore
@@ -27,7 +28,6 @@ from edgenas.paths import cache_dir
 from edgenas.profiling.base import Backend
 from edgenas.profiling.environment import environment
 from edgenas.profiling.protocol import ProtocolSettings, measure
-from edgenas import interrupt
 
 #: timed right before every entry block (paired design); stored as ref_ms / ref_ratio
 REFERENCE_OP = OpSpec.make("sep_conv_3x3", (14, 14, 32), (14, 14, 32), stride=1)
