@@ -51,12 +51,16 @@ def predict(
               "ops_executed": p.ops_executed, "calibrated": p.calibrated,
               "calibration": {k: getattr(pred.calibration, k) for k in ("model", "a", "b", "c", "n_networks",
                                                                         "fit_mape")},
-              "drift_corrected": pred.uses_reference, "breakdown": p.breakdown}
+              "drift_corrected": pred.uses_reference, "scale": pred.anchor.as_dict() if pred.anchor else None,
+              "breakdown": p.breakdown}
 
     def render(r):
         tag = "calibrated" if r["calibrated"] else "UNCALIBRATED plain op sum (run edgenas calibrate)"
+        fit = r["calibration"]["fit_mape"]
+        sure = f", fit error {100 * fit:.1f}% MAPE" if r["calibrated"] and fit == fit else ""
         console.print(f"[bold]predicted {r['predicted_ms']:.3f} ms[/bold] on {device}/{backend} batch {batch} "
-                      f"({tag}; op sum {r['sum_ms']:.3f} ms over {r['ops_executed']} ops)")
+                      f"({tag}{sure}; op sum {r['sum_ms']:.3f} ms over {r['ops_executed']} ops)")
+        console.print(f"  scale: {pred.scale_note}")
         t = Table(title="per-op breakdown (table values, before calibration)")
         for col in ("ms total", "count", "ms each", "op key"):
             t.add_column(col)
@@ -104,9 +108,19 @@ def verify(
                                       help="Networks to calibrate on first, when no calibration is stored."),
     recalibrate: bool = typer.Option(False, "--recalibrate", help="Fit a new calibration before verifying."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Scatter plot PNG (default: verify-<device>-<backend>-b<batch>.png)."),
+    truth: str = typer.Option("auto", "--truth",
+                              help="What to score against: plain (the exported file timed plainly with its runtime, "
+                                   "fastest of --truth-processes fresh processes, as benchmark_model or "
+                                   "onnxruntime_perf_test would), protocol (edgenas's paired measurement on the "
+                                   "predictor's scale), auto (plain where the backend runs a model file)."),
+    truth_processes: int = typer.Option(3, "--truth-processes", min=1, max=20,
+                                        help="Fresh processes per network for --truth plain (the fastest counts)."),
     quick: bool = typer.Option(False, "--quick"), tables_dir: Optional[Path] = TABLES, as_json: bool = common.JSON,
 ):
     """Measure N held-out random networks and score the predictor (±5%, ±10%, MAPE, RMSE, Kendall tau).
+
+    By default the truth is independent of edgenas's own scale: each exported model timed plainly
+    with its runtime in fresh processes (the fastest of 3), so a wrong millisecond scale is an error.
 
     Example: edgenas verify --device x86-64-host --backend onnxruntime --space darts --batch 1 --n 50
     """
@@ -119,6 +133,8 @@ def verify(
     store = TableStore(tables_dir)
     pred = LatencyPredictor.load(device, backend, sp, batch, threads, "fp32", store)
     be = create_backend(backend, threads=pred.sel.threads)
+    if truth == "auto":
+        truth = "plain" if be.suffix else "protocol"
     settings = ProtocolSettings.quick() if quick else ProtocolSettings()
     plot = plot or Path(f"verify-{device}-{backend}-{space}-b{batch}.png")
     with progress_bar() as bar:
@@ -126,13 +142,19 @@ def verify(
             task = bar.add_task(f"calibrate {backend} b{batch}", total=calibration_n, detail="")
             run_calibrate(be, sp, pred, store, calibration_n, seed, settings, _progress_cb(bar, task))
         task = bar.add_task(f"verify {backend} b{batch}", total=n, detail="")
-        rep = run_verify(be, sp, pred, n, seed, settings, plot, _progress_cb(bar, task))
+        rep = run_verify(be, sp, pred, n, seed, settings, plot, _progress_cb(bar, task), truth=truth,
+                         processes=truth_processes)
     result = {"device": device, "backend": backend, "batch": batch, "threads": pred.sel.threads, "space": space,
               "preset": preset, **rep.metrics, "raw_op_sum": rep.raw_sum_metrics, "calibration": rep.calibration,
               "plot": rep.plot, "networks": rep.networks}
 
     def render(r):
         console.print(f"[bold]{device}/{backend} batch {batch}, {space} {preset}: {r['n']} held-out networks[/bold]")
+        console.print(f"  truth: {r['truth']}" + (f" ({r['truth_recipe']}); edgenas's own measurement on the "
+                                                   f"predictor's scale / plain: {r['protocol_over_plain']:.3f}"
+                                                   if r["truth"] == "plain" else
+                                                   " (edgenas's paired measurement on the predictor's scale)"))
+        console.print(f"  scale: {pred.scale_note}")
         console.print(f"  within ±5%: {100 * r['within_5pct']:.0f}%   within ±10%: {100 * r['within_10pct']:.0f}%   "
                       f"MAPE {100 * r['mape']:.1f}%   RMSE {r['rmse_ms']:.4f} ms   Kendall tau {r['kendall_tau']:.3f}")
         raw = r["raw_op_sum"]

@@ -96,7 +96,8 @@ def search(
 
     def render(s):
         c = s["chosen"]
-        meas = f"{c['measured_ms']:.3f} ms measured" if c["measured_ms"] is not None else s["measurement"]
+        meas = (f"{c['measured_ms']:.3f} ms measured (raw median this run {c['measured_raw_ms']:.3f} ms)"
+                if c["measured_ms"] is not None else s["measurement"])
         console.print(f"[bold]{s['strategy']}[/bold]: test accuracy {100 * c['test_acc']:.2f}%, predicted "
                       f"{c['predicted_ms']:.3f} ms, {meas} (target {s['target_ms']} ms: "
                       f"{('met' if c['measured_ms'] is not None else 'met by prediction') if c['meets_target'] else 'MISSED'})")

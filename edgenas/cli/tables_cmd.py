@@ -203,3 +203,48 @@ def export_table(
     t = TableStore(tables_dir).load(device, backend, missing_ok=False).select(batch=batch)
     atomic_write_text(out, export_proxylessnas(t))
     console.print(f"wrote {len(t)} entries to {out}")
+
+
+@app.command("check")
+def check(
+    device: str = typer.Option(..., "--device", "-d", help="Device whose table to check."),
+    backend: str = typer.Option(..., "--backend", "-b", help="Backend of the table."),
+    batch: int = typer.Option(1, "--batch", min=1, help="Batch size."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="Threads (default: the device profile's)."),
+    entries: int = typer.Option(6, "--entries", min=0, max=200, help="Table entries to re-measure (the shape check)."),
+    processes: int = typer.Option(3, "--processes", min=1, max=20,
+                                  help="Fresh processes timing the reference op (the fastest counts)."),
+    results: Optional[Path] = typer.Option(None, "--results",
+                                           help="results.json of the on-device runner, for a device that is not this machine."),
+    quick: bool = typer.Option(False, "--quick", help="Short protocol for the entries."),
+    tables_dir: Optional[Path] = TABLES_DIR, as_json: bool = JSON,
+):
+    """Re-measure the reference op and a few entries: does the table's millisecond scale still hold here?
+
+    The reference's quiet-state time here (fastest of a few fresh processes) against the table's own
+    sessions says whether the scale holds; checking re-anchors predictions on this machine. A few
+    re-measured entries say whether the op ratios (the table's shape) still hold.
+
+    Examples:
+      edgenas tables check --device x86-64-host --backend onnxruntime
+      edgenas tables check --device pixel-7 --backend tflite --results results.json
+    """
+    from edgenas.latency.check import check_table
+
+    rep = check_table(device, backend, batch, threads, entries, processes, results, TableStore(tables_dir),
+                      quick=quick)
+
+    def render(r):
+        console.print(f"[bold]{device}/{backend} batch {batch}[/bold]: {r['verdict']}")
+        console.print(f"  table: {r['table_note']}")
+        for line in r["advice"]:
+            console.print(f"  {line}")
+        if r["entries"]:
+            t = Table(title="re-measured entries (ratio to the reference op)")
+            for col in ("table", "here", "change", "op key"):
+                t.add_column(col)
+            for e in r["entries"]:
+                t.add_row(f"{e['table_ratio']:.3f}", f"{e['here_ratio']:.3f}", f"{100 * e['change']:+.1f}%", e["op_key"])
+            console.print(t)
+
+    emit(rep.as_dict(), as_json, render)

@@ -13,9 +13,13 @@ stored beside the table (``<backend>.calibration.json``) with its fit error and 
 Without a calibration the plain sum is returned and flagged as uncalibrated.
 
 Units: tables measured by edgenas carry ``ref_ratio`` (op time / paired reference op time). The
-predictor uses ``ref_ratio * anchor_ms`` (anchor: the reference op's median over the table's
-rows), which removes the host's drift between chunks and processes; published tables without a
-reference use their median (or mean) directly.
+predictor uses ``ref_ratio * anchor_ms``, the anchor being the reference op's time in the
+device's quiet state (``latency/anchor.py``): the milliseconds a plain runtime timing shows on
+the prepared device, whatever state the host was in while the table was built. A calibration
+is fitted on that scale and remembers the anchor it was fitted with; when the anchor moves (a
+quieter session, another machine of the device's kind), the fit's ms terms move with it, so
+the calibration holds in reference units. Published tables without a reference use their
+median (or mean) directly.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import numpy as np
 
 from edgenas.errors import InputError
 from edgenas.io import atomic_write_text
+from edgenas.latency.anchor import Anchor, resolve as resolve_anchor
 from edgenas.latency.store import TableStore
 from edgenas.latency.table import LatencyTable, TableSelection, table_miss
 from edgenas.ops.registry import is_zero_cost
@@ -53,8 +58,9 @@ class Calibration:
     def calibrated(self) -> bool:
         return self.model != "identity"
 
-    def apply(self, s, k):
-        return self.a * s + self.b + self.c * k
+    def apply(self, s, k, scale: float = 1.0):
+        """Predicted ms from the op sum ``s`` (ms) and op count ``k``; ``scale`` = anchor now / anchor at fit."""
+        return self.a * s + scale * (self.b + self.c * k)
 
 
 def calibration_key(space, sel: TableSelection) -> str:
@@ -110,7 +116,7 @@ class Prediction:
 
 class LatencyPredictor:
     def __init__(self, table: LatencyTable, sel: TableSelection, calibration: Calibration | None = None,
-                 profile_hint: str = ""):
+                 profile_hint: str = "", anchor: Anchor | None = None):
         self.sel = sel
         self.table = table.for_selection(sel)
         if not len(self.table):
@@ -120,18 +126,32 @@ class LatencyPredictor:
         df = self.table.df
         self.uses_reference = bool(df["ref_ratio"].notna().all())
         if self.uses_reference:
-            # a calibration keeps the scale it was fitted on; adding rows later must not move it
-            fitted = self.calibration.anchor_ms
-            self.anchor_ms = float(fitted) if fitted == fitted else float(df["ref_ms"].median())
+            self.anchor = anchor or resolve_anchor(table, sel, local=False)
+            self.anchor_ms = self.anchor.ms
             values = df["ref_ratio"].to_numpy() * self.anchor_ms
         else:
+            self.anchor = None
             self.anchor_ms = float("nan")
             values = df["median_ms"].where(df["median_ms"].notna(), df["mean_ms"]).to_numpy()
         self._ms = dict(zip(df["op_key"], values.astype(float)))
 
+    @property
+    def calibration_scale(self) -> float:
+        """Anchor now / anchor the calibration was fitted with (1 when either is unknown)."""
+        fitted = self.calibration.anchor_ms
+        if self.uses_reference and fitted == fitted and fitted > 0:
+            return self.anchor_ms / fitted
+        return 1.0
+
+    @property
+    def scale_note(self) -> str:
+        return self.anchor.note if self.anchor is not None else "table values as published (no reference op)"
+
     @classmethod
     def load(cls, device: str, backend: str, space=None, batch: int = 1, threads: int | None = None,
-             precision: str = "fp32", store: TableStore | None = None) -> "LatencyPredictor":
+             precision: str = "fp32", store: TableStore | None = None, auto_anchor: bool = True) -> "LatencyPredictor":
+        """The predictor for a device's table; ``auto_anchor``: on this machine, time the reference op in fresh
+        processes when no session here has (see ``latency/anchor.py``)."""
         from edgenas.devices import get_profile
 
         store = store or TableStore()
@@ -147,7 +167,10 @@ class LatencyPredictor:
         if space is not None:
             hint = (f"edgenas profile --device {device} --backend {backend} --space {space.name} "
                     f"--preset {getattr(space, 'preset', None) or 'small'} --batch {batch} --threads {threads} --resume")
-        return cls(table, sel, cal, hint)
+        anchor = None
+        if len(table.for_selection(sel)) and table.for_selection(sel).df["ref_ratio"].notna().all():
+            anchor = resolve_anchor(table, sel, local=_is_this_machine(device), auto=auto_anchor)
+        return cls(table, sel, cal, hint, anchor)
 
     # ---- values -------------------------------------------------------------------------
     def op_ms(self, specs) -> dict[str, float]:
@@ -180,11 +203,21 @@ class LatencyPredictor:
             counts[sp.key] = counts.get(sp.key, 0) + 1
         breakdown = sorted(({"op_key": key, "count": n, "ms_each": ms[key], "ms_total": ms[key] * n}
                             for key, n in counts.items()), key=lambda r: -r["ms_total"])
-        return Prediction(self.calibration.apply(s, k), s, k, self.calibration.calibrated, breakdown)
+        return Prediction(self.calibration.apply(s, k, self.calibration_scale), s, k, self.calibration.calibrated,
+                          breakdown)
 
     def measured_ms(self, ref_ratio: float, median_ms: float) -> float:
         """A whole network's measurement on the predictor's scale (drift-corrected when possible)."""
         return ref_ratio * self.anchor_ms if self.uses_reference and not math.isnan(ref_ratio) else median_ms
+
+
+def _is_this_machine(device: str) -> bool:
+    from edgenas.devices import get_profile
+
+    try:
+        return get_profile(device).matches_this_machine()[0]
+    except InputError:
+        return False
 
 
 def fit_calibration(features: list[tuple[float, int]], measured: list[float], arch_ids=(), runtime_version="",

@@ -19,7 +19,8 @@ import numpy as np
 from edgenas.latency.predictor import (CalibrationStore, LatencyPredictor, calibration_key, fit_calibration)
 from edgenas.latency.store import TableStore
 from edgenas.profiling.base import Backend
-from edgenas.profiling.networks import arch_id, measure_networks
+from edgenas.errors import InputError
+from edgenas.profiling.networks import arch_id, measure_networks, network_artifact
 from edgenas.profiling.protocol import ProtocolSettings
 
 CALIBRATION_SEED_OFFSET = 1_000_003
@@ -66,7 +67,8 @@ def calibrate(backend: Backend, space, predictor: LatencyPredictor, store: Table
               settings: ProtocolSettings = ProtocolSettings(), on_progress: Callable | None = None):
     """Measure ``n`` random networks, fit the correction, store it beside the table."""
     archs = sample_archs(space, n, seed + CALIBRATION_SEED_OFFSET)
-    meas = measure_networks(backend, space, archs, predictor.sel.batch, settings, on_progress=on_progress)
+    meas = measure_networks(backend, space, archs, predictor.sel.batch, settings, on_progress=on_progress,
+                            source="calibrate")
     feats = [predictor.features(space.op_specs(a)) for a in archs]
     y = [predictor.measured_ms(m.stats.ref_ratio, m.stats.median_ms) for m in meas]
     cal = fit_calibration(feats, y, [m.arch_id for m in meas], backend.runtime_version(), predictor.anchor_ms)
@@ -89,20 +91,54 @@ class VerifyReport:
         return asdict(self)
 
 
+TRUTHS = ("protocol", "plain")
+
+
 def verify(backend: Backend, space, predictor: LatencyPredictor, n: int = 50, seed: int = 0,
            settings: ProtocolSettings = ProtocolSettings(), plot_path: Path | None = None,
-           on_progress: Callable | None = None, title: str = "") -> VerifyReport:
+           on_progress: Callable | None = None, title: str = "", truth: str = "protocol",
+           processes: int = 3) -> VerifyReport:
+    """Score the predictor on ``n`` held-out random networks.
+
+    ``truth``: ``protocol`` scores against edgenas's own paired measurement on the predictor's
+    scale (ratio to the reference x anchor: sees errors of shape, not of scale); ``plain`` times
+    each exported file plainly with its runtime, the fastest of ``processes`` fresh processes
+    (``profiling/plain.py``), as the runtime's own benchmark tool would, so an error of scale is
+    an error too. Both are reported; ``truth`` picks the one scored.
+    """
+    if truth not in TRUTHS:
+        raise InputError(f"--truth must be one of {', '.join(TRUTHS)}, not {truth!r}")
+    if truth == "plain" and not backend.suffix:
+        raise InputError(f"--truth plain times an exported model file; backend {backend.name!r} runs the PyTorch "
+                         f"module itself (use --truth protocol)")
     exclude = set(predictor.calibration.arch_ids)
     archs = sample_archs(space, n, seed, exclude)
     preds = [predictor.predict(space, a) for a in archs]  # table misses fail before any measuring
-    meas = measure_networks(backend, space, archs, predictor.sel.batch, settings, on_progress=on_progress)
-    measured = [predictor.measured_ms(m.stats.ref_ratio, m.stats.median_ms) for m in meas]
+    meas = measure_networks(backend, space, archs, predictor.sel.batch, settings, on_progress=on_progress,
+                            source="verify")
+    protocol_ms = [predictor.measured_ms(m.stats.ref_ratio, m.stats.median_ms) for m in meas]
+    plain = [None] * len(archs)
+    if truth == "plain":
+        from edgenas.profiling.plain import time_fresh
+
+        for i, a in enumerate(archs):
+            if on_progress:
+                on_progress("plain timing", i, len(archs))
+            plain[i] = time_fresh(network_artifact(backend, space, a, predictor.sel.batch), backend.threads,
+                                  processes)
+    measured = [t.ms for t in plain] if truth == "plain" else protocol_ms
     predicted = [p.predicted_ms for p in preds]
     nets = [{"arch_id": m.arch_id, "arch": space.arch_to_json(a), "predicted_ms": p.predicted_ms, "sum_ms": p.sum_ms,
-             "measured_ms": y, "measured_raw_median_ms": m.stats.median_ms, "measured_p90_ms": m.stats.p90_ms,
-             "ref_ratio": m.stats.ref_ratio, "stable": m.stats.stable}
-            for a, p, m, y in zip(archs, preds, meas, measured)]
+             "measured_ms": y, "protocol_ms": pm, "measured_raw_median_ms": m.stats.median_ms,
+             "measured_p90_ms": m.stats.p90_ms, "ref_ratio": m.stats.ref_ratio, "stable": m.stats.stable,
+             **({"plain_ms": t.ms, "plain_per_process_ms": t.per_process_ms} if t else {})}
+            for a, p, m, y, pm, t in zip(archs, preds, meas, measured, protocol_ms, plain)]
     metrics = score(predicted, measured)
+    metrics["truth"] = truth
+    metrics["scale"] = predictor.anchor.as_dict() if predictor.anchor else None
+    if truth == "plain":
+        metrics["truth_recipe"] = plain[0].recipe if plain else ""
+        metrics["protocol_over_plain"] = float(np.median(np.asarray(protocol_ms) / np.asarray(measured)))
     raw = score([p.sum_ms for p in preds], measured)
     plot = None
     if plot_path:

@@ -9,6 +9,7 @@ from importlib import metadata
 
 from edgenas.devices import _read, machine_facts
 from edgenas.latency.table import now_iso
+from edgenas.latency.anchor import host_id
 from edgenas.profiling.allocator import malloc_pinned
 
 LIBRARIES = ("edgenas", "torch", "numpy", "onnx", "onnxruntime", "onnxscript", "litert-torch", "ai-edge-litert",
@@ -46,4 +47,5 @@ def environment() -> dict:
         "python": sys.version.split()[0],
         "libraries": library_versions(),
         "malloc_pinned": malloc_pinned(),
+        "host_id": host_id(),
     }

@@ -33,7 +33,20 @@ def prepare_network(backend: Backend, space, arch, batch: int, module=None, cach
     module = module if module is not None else space.build(arch)
     c, h, w = space.input_shape
     return backend.prepare(module.eval(), (batch, c, h, w), cache_dir=cache or cache_dir(),
-                           cache_key=f"net|v{ARTIFACT_VERSION}|{arch_id(space, arch)}")
+                           cache_key=network_cache_key(space, arch))
+
+
+def network_cache_key(space, arch) -> str:
+    return f"net|v{ARTIFACT_VERSION}|{arch_id(space, arch)}"
+
+
+def network_artifact(backend: Backend, space, arch, batch: int, cache=None):
+    """The exported file of ``arch``'s network for a file-based backend (the same file profiling times)."""
+    from edgenas.paths import cache_dir
+
+    c, h, w = space.input_shape
+    return backend.artifact(space.build(arch).eval(), (batch, c, h, w), cache or cache_dir(),
+                            network_cache_key(space, arch))
 
 
 @dataclass
@@ -48,8 +61,15 @@ class NetworkMeasurement:
 
 def measure_networks(backend: Backend, space, archs: list, batch: int,
                      settings: ProtocolSettings = ProtocolSettings(), chunk_size: int = 10,
-                     on_progress: Callable[[str, int, int], None] | None = None) -> list[NetworkMeasurement]:
-    """Measure every arch's network, in chunks (conversion is the slow part), paired with the reference op."""
+                     on_progress: Callable[[str, int, int], None] | None = None,
+                     source: str = "networks") -> list[NetworkMeasurement]:
+    """Measure every arch's network, in chunks (conversion is the slow part), paired with the reference op.
+
+    Each chunk's reference blocks are also one observation of the device's quiet-state scale
+    (``latency/anchor.py``), recorded for this machine under ``source``.
+    """
+    from edgenas.latency import anchor
+
     out: list[NetworkMeasurement] = []
     total = len(archs)
     reference = prepare_op(backend, REFERENCE_OP, batch)
@@ -64,6 +84,7 @@ def measure_networks(backend: Backend, space, archs: list, batch: int,
         if on_progress:
             on_progress("measure", start, total)
         report = measure(timers, settings, reference=reference)
+        anchor.record(backend, batch, report.reference_ms, source, report.other_load)
         for i, arch in enumerate(chunk):
             out.append(NetworkMeasurement(arch_id(space, arch), report.stats[f"{start + i}"]))
         for t in timers.values():

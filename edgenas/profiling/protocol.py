@@ -84,6 +84,7 @@ class MeasureReport:
     rounds: int
     elapsed_s: float
     reference_ms: list[float] = field(default_factory=list)  # every reference block median (ms)
+    other_load: float = float("nan")  # CPU other processes used meanwhile, in cores (0: a quiet host)
 
     @property
     def drift(self) -> float:
@@ -173,8 +174,11 @@ def block_size(seconds_per_call: float, settings: ProtocolSettings) -> int:
 def measure(timers: Mapping[str, Timer], settings: ProtocolSettings = ProtocolSettings(),
             reference: Timer | None = None, on_round: Callable[[int, int], None] | None = None) -> MeasureReport:
     """Measure every timer with the interleaved, paired, adaptive protocol; returns stats per key."""
+    from edgenas.latency.anchor import LoadMeter
+
     rng = random.Random(settings.seed)
     start = time.perf_counter()
+    meter = LoadMeter()
     keys = list(timers)
     blocks = {k: block_size(warm_up(timers[k], settings), settings) for k in keys}
     ref_block = block_size(warm_up(reference, settings), settings) if reference is not None else 0
@@ -204,7 +208,7 @@ def measure(timers: Mapping[str, Timer], settings: ProtocolSettings = ProtocolSe
             on_round(rounds, len(pending))
     stats = {k: summarize(np.concatenate(samples[k]), medians[k], len(medians[k]), settings.target_rel_ci,
                           paired[k] or None) for k in keys}
-    return MeasureReport(stats, rounds, time.perf_counter() - start, all_refs)
+    return MeasureReport(stats, rounds, time.perf_counter() - start, all_refs, meter.stop())
 
 
 def _rel_ci(medians: list[float], refs: list[float]) -> float:

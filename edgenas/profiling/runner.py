@@ -20,6 +20,7 @@ import numpy as np
 from edgenas import interrupt
 from edgenas.devices import DeviceProfile
 from edgenas.errors import DeviceError, InputError
+from edgenas.latency.anchor import record as record_anchor
 from edgenas.latency.store import TableStore
 from edgenas.latency.table import LatencyTable, TableSelection, rows_from_stats
 from edgenas.ops.registry import ARTIFACT_VERSION, build_op, is_zero_cost
@@ -133,11 +134,14 @@ def profile_ops(device: DeviceProfile, backend: Backend, specs: list[OpSpec], ba
         if on_event:
             on_event(ProfileEvent("measure", done, total, batch, f"{len(chunk)} ops"))
         report = measure(timers, settings, reference=reference)
+        record_anchor(backend, batch, report.reference_ms, "profile", report.other_load)
         for t in list(timers.values()) + [reference]:
             t.close()
         rows = rows_from_stats(((s, report.stats[s.key].as_dict()) for s in chunk), sel, runtime, run_id)
         run["chunks"].append({"batch": batch, "entries": len(chunk), "rounds": report.rounds,
                               "elapsed_s": round(report.elapsed_s, 3), "drift": round(report.drift, 4),
+                              "other_load": round(report.other_load, 3) if report.other_load == report.other_load
+                              else None,
                               "reference_ms_p10_p50_p90": [round(float(x), 5) for x in
                                                             np.percentile(report.reference_ms, [10, 50, 90])]
                               if report.reference_ms else []})

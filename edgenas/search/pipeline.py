@@ -270,11 +270,12 @@ def _measure(cfg, ctx, predictor, top, retrained, run, on_progress) -> str:
         return f"not measured: {why}"
     be = create_backend(cfg.backend, threads=predictor.sel.threads)
     how = (f"whole networks exported to {cfg.backend} and timed on this machine with the profiling protocol, "
-           f"paired with the reference op (ms on the table's scale; raw medians in summary.json)")
+           f"paired with the reference op; measured ms = ratio to the reference x the quiet-state scale "
+           f"({predictor.scale_note}); raw median of this run beside it")
     todo = [i for i, r in enumerate(retrained) if r["measured_ms"] is None]
     if not todo:
         return how
-    meas = measure_networks(be, ctx.space, [top[i].arch for i in todo], cfg.batch,
+    meas = measure_networks(be, ctx.space, [top[i].arch for i in todo], cfg.batch, source="search",
                             on_progress=(lambda ph, d, n: on_progress(f"measure ({ph})", d, n)) if on_progress else None)
     for i, m in zip(todo, meas):
         retrained[i]["measured_ms"] = predictor.measured_ms(m.stats.ref_ratio, m.stats.median_ms)
@@ -327,6 +328,7 @@ def _finish(cfg, ctx, predictor, strategy, cands, top, retrained, run, log_rows,
                    "meets_target": ok(best)},
         "retrained": [{"predicted_ms": t.predicted_ms, "proxy_acc": t.proxy_acc, **r} for t, r in zip(top, retrained)],
         "measurement": measured_note, "calibrated_predictor": predictor.calibration.calibrated,
+        "scale": predictor.anchor.as_dict() if predictor.anchor else None,
         "elapsed_s": round(elapsed, 1), "torch_device": ctx.device,
         "files": {"genotype": str(run.file("genotype.json")), "weights": str(run.file("weights.safetensors")),
                   "plot": str(plot), "candidates": str(run.file("candidates.csv")),
@@ -370,7 +372,8 @@ def _plot(ctx, cands, top, retrained, target, path, cfg) -> Path:
 
 def _markdown(s: dict) -> str:
     c = s["chosen"]
-    meas = f"{c['measured_ms']:.4f} ms measured" if c["measured_ms"] is not None else "not measured"
+    meas = (f"{c['measured_ms']:.4f} ms measured (quiet-state scale; raw median of this run "
+            f"{c['measured_raw_ms']:.4f} ms)" if c["measured_ms"] is not None else "not measured")
     lines = [f"# edgenas search: {s['strategy']} on {s['space']}/{s['preset']}", "",
              f"- target: {s['target_ms']} ms on {s['device']} / {s['backend']} (batch {s['batch']}, "
              f"{s['threads']} thread(s))",
@@ -382,10 +385,12 @@ def _markdown(s: dict) -> str:
              f"retrained {s['budget']['retrain_epochs']} epochs; ran {s['steps_run']} steps"
              f"{' (stopped early)' if s['stopped_early'] else ''}; {s['elapsed_s']} s on {s['torch_device']}",
              f"- candidates evaluated: {s['candidates_evaluated']} ({s['feasible_candidates']} predicted under target)",
-             "", "| # | predicted ms | measured ms | proxy acc | arch-split acc | test acc |", "|---|---|---|---|---|---|"]
+             "", "| # | predicted ms | measured ms | raw median ms (this run) | proxy acc | arch-split acc | test acc |",
+             "|---|---|---|---|---|---|---|"]
     for r in s["retrained"]:
         m = f"{r['measured_ms']:.4f}" if r["measured_ms"] is not None else "-"
-        lines.append(f"| {r['index']} | {r['predicted_ms']:.4f} | {m} | {100 * r['proxy_acc']:.1f}% | "
+        raw = f"{r['measured_raw_ms']:.4f}" if r.get("measured_raw_ms") is not None else "-"
+        lines.append(f"| {r['index']} | {r['predicted_ms']:.4f} | {m} | {raw} | {100 * r['proxy_acc']:.1f}% | "
                      f"{100 * r['arch_acc']:.2f}% | {100 * r['test_acc']:.2f}% |")
     lines += ["", f"Measurement: {s['measurement']}.", ""]
     return "\n".join(lines)

@@ -1,0 +1,122 @@
+"""Plain runtime timing of an exported model: the truth ``edgenas verify --truth plain`` scores against.
+
+What a user's own benchmark tool shows (TFLite's ``benchmark_model``, ``onnxruntime_perf_test``):
+load the file with the runtime's default options and a thread count, warm up, time runs, report a
+median. No reference op, no drift correction, nothing of edgenas's protocol, so an error in
+edgenas's millisecond scale shows up as an error instead of cancelling out. Each timing runs in a
+fresh process (this VM kind runs up to 1.5x faster or slower from one process to the next), and
+the fastest of a few processes is the device's quiet-state figure.
+
+Runs standalone: ``python -m edgenas.profiling.plain MODEL.onnx|MODEL.tflite --threads 1`` prints
+one JSON line; it imports only numpy and the runtime.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+#: the timing recipe: warm-up runs, then ``blocks`` blocks of ``runs`` runs, median of block medians
+WARMUP, BLOCKS, RUNS = 30, 5, 50
+
+
+@dataclass
+class PlainTiming:
+    ms: float  # fastest process's median
+    per_process_ms: list  # each fresh process's median
+    runtime: str
+    threads: int
+    recipe: str
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _onnx_runner(path: str, threads: int):
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.log_severity_level = 3
+    sess = ort.InferenceSession(path, sess_options=so, providers=["CPUExecutionProvider"])
+    feeds = {i.name: np.random.default_rng(0).standard_normal([d if isinstance(d, int) else 1 for d in i.shape])
+             .astype(np.float32) for i in sess.get_inputs()}
+    return lambda: sess.run(None, feeds), f"onnxruntime-{ort.__version__}"
+
+
+def _tflite_runner(path: str, threads: int):
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+        name = "ai_edge_litert"
+    except ImportError:  # boards: the last tflite_runtime
+        from tflite_runtime.interpreter import Interpreter
+        name = "tflite_runtime"
+    it = Interpreter(model_path=path, num_threads=threads)
+    it.allocate_tensors()
+    for d in it.get_input_details():
+        x = np.random.default_rng(0).standard_normal(d["shape"])
+        it.set_tensor(d["index"], x.astype(d["dtype"]) if np.issubdtype(d["dtype"], np.floating)
+                      else np.clip(x * 32, -128, 127).astype(d["dtype"]))
+    return it.invoke, name
+
+
+RUNNERS = {".onnx": _onnx_runner, ".tflite": _tflite_runner}
+
+
+def time_here(path: str, threads: int) -> dict:
+    """Time ``path`` in this process: WARMUP runs, then the median of BLOCKS block medians of RUNS runs."""
+    suffix = Path(path).suffix
+    if suffix not in RUNNERS:
+        raise SystemExit(f"no plain runner for {suffix!r} files (known: {', '.join(RUNNERS)})")
+    run, runtime = RUNNERS[suffix](path, threads)
+    for _ in range(WARMUP):
+        run()
+    medians = []
+    for _ in range(BLOCKS):
+        t = np.empty(RUNS)
+        for i in range(RUNS):
+            t0 = time.perf_counter_ns()
+            run()
+            t[i] = time.perf_counter_ns() - t0
+        medians.append(float(np.median(t)) * 1e-6)
+    return {"ms": float(np.median(medians)), "runtime": runtime}
+
+
+def time_fresh(path: Path, threads: int, processes: int = 3, timeout_s: float = 600) -> PlainTiming:
+    """The fastest of ``processes`` fresh-process plain timings of ``path``."""
+    from edgenas.errors import MeasurementError
+
+    per, runtime = [], ""
+    for _ in range(max(1, processes)):
+        p = subprocess.run([sys.executable, "-m", "edgenas.profiling.plain", str(path), "--threads", str(threads)],
+                           capture_output=True, text=True, timeout=timeout_s)
+        try:
+            d = json.loads(p.stdout.strip().splitlines()[-1])
+        except (json.JSONDecodeError, IndexError):
+            tail = (p.stderr.strip().splitlines() or ["no output"])[-1]
+            raise MeasurementError(f"plain timing of {path} failed: {tail[:300]}") from None
+        per.append(d["ms"])
+        runtime = d["runtime"]
+    return PlainTiming(min(per), per, runtime, threads,
+                       f"fastest of {len(per)} fresh processes; each: {WARMUP} warm-up runs, "
+                       f"median of {BLOCKS} block medians of {RUNS} runs")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("model")
+    ap.add_argument("--threads", type=int, default=1)
+    a = ap.parse_args(argv)
+    print(json.dumps(time_here(a.model, a.threads)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
