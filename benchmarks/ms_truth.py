@@ -1,0 +1,125 @@
+"""Benchmark: do edgenas's milliseconds match a plain runtime timing of the exported model?
+
+The check a new user makes (issue "Milliseconds that mean milliseconds"): N random networks per
+space, each exported with ``edgenas export --format onnx,tflite --no-measure``, each file timed
+plainly with its runtime (30 warm-up runs, median of 5 blocks of 50 runs, the fastest of 3 fresh
+processes: ``edgenas/profiling/plain.py``), against ``edgenas predict`` on the tables given.
+Nothing of edgenas's protocol or scale enters the truth.
+
+    python benchmarks/ms_truth.py --n 20 --spaces darts,proxyless --backends onnxruntime,tflite
+    python benchmarks/ms_truth.py --tables-dir /tmp/busy-tables --label "table built under load"
+
+Exports are kept under --work (default /tmp/edgenas-ms-truth) and reused: a rerun only times.
+Writes benchmarks/results/ms_truth.{json,md}; rows of other --label values are kept.
+Run on a quiet machine (the truth is the quiet device's figure).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "benchmarks" / "results"
+SUFFIX = {"onnxruntime": "onnx", "tflite": "tflite"}
+
+
+def export(space: str, seed: int, work: Path) -> Path:
+    d = work / f"{space}-s{seed}"
+    if (d / "model.onnx").exists() and (d / "model.tflite").exists():
+        return d
+    d.mkdir(parents=True, exist_ok=True)
+    g = d / "genotype.json"
+    subprocess.run([sys.executable, "-m", "edgenas", "genotype", "sample", "--space", space, "--preset", "small",
+                    "--seed", str(seed), "--out", str(g)], check=True, capture_output=True)
+    p = subprocess.run([sys.executable, "-m", "edgenas", "export", str(g), "--format", "onnx,tflite", "--no-measure",
+                        "--out", str(d), "--json"], capture_output=True, text=True)
+    if p.returncode not in (0, 6) or not (d / "model.tflite").exists():
+        raise RuntimeError(f"export of {space} seed {seed} failed: {p.stderr.strip()[-300:]}")
+    return d
+
+
+def main():
+    from edgenas.latency.predictor import LatencyPredictor
+    from edgenas.latency.store import TableStore
+    from edgenas.latency.verify import score
+    from edgenas.profiling.plain import time_fresh
+    from edgenas.spaces import create_space
+    from edgenas.spaces.genotype import load_genotype
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--spaces", default="darts,proxyless")
+    ap.add_argument("--backends", default="onnxruntime,tflite")
+    ap.add_argument("--n", type=int, default=20)
+    ap.add_argument("--seed", type=int, default=7000, help="First genotype seed (seeds seed..seed+n-1).")
+    ap.add_argument("--processes", type=int, default=3)
+    ap.add_argument("--tables-dir", default=str(ROOT / "latency_tables"))
+    ap.add_argument("--label", default="shipped tables")
+    ap.add_argument("--work", default="/tmp/edgenas-ms-truth")
+    ap.add_argument("--export-only", action="store_true", help="Only export (conversion can run while busy).")
+    args = ap.parse_args()
+    work = Path(args.work)
+    store = TableStore(args.tables_dir)
+    rows = []
+    for space_name in args.spaces.split(","):
+        sp = create_space(space_name, "small")
+        dirs = []
+        for i in range(args.n):
+            t0 = time.perf_counter()
+            dirs.append(export(space_name, args.seed + i, work))
+            print(f"export {space_name} {i + 1}/{args.n} ({time.perf_counter() - t0:.0f} s)", flush=True)
+        if args.export_only:
+            continue
+        for backend in args.backends.split(","):
+            pred = LatencyPredictor.load("x86-64-host", backend, sp, 1, store=store)
+            nets = []
+            for d in dirs:
+                g = load_genotype(str(d / "genotype.json"))
+                p = pred.predict(sp, g.arch).predicted_ms
+                t = time_fresh(d / f"model.{SUFFIX[backend]}", pred.sel.threads, args.processes)
+                nets.append({"dir": str(d), "predicted_ms": p, "plain_ms": t.ms, "per_process_ms": t.per_process_ms,
+                             "ratio": p / t.ms})
+                print(f"{backend} {space_name} {d.name}: predicted {p:.4f} ms, plain {t.ms:.4f} ms "
+                      f"({p / t.ms:.3f})", flush=True)
+            m = score([x["predicted_ms"] for x in nets], [x["plain_ms"] for x in nets])
+            rows.append({"label": args.label, "backend": backend, "space": space_name, "n": len(nets), **m,
+                         "scale": pred.anchor.as_dict() if pred.anchor else None, "tables_dir": args.tables_dir,
+                         "ratio_min": min(x["ratio"] for x in nets), "ratio_max": max(x["ratio"] for x in nets),
+                         "date": time.strftime("%Y-%m-%d"), "networks": nets})
+            print(f"== {args.label}: {backend} {space_name}: {100 * m['within_10pct']:.0f}% within ±10% "
+                  f"(MAPE {100 * m['mape']:.1f}%, bias {100 * m['bias']:+.1f}%)", flush=True)
+    _write(rows, args)
+
+
+def _write(rows, args):
+    from edgenas.devices import machine_facts
+
+    OUT.mkdir(parents=True, exist_ok=True)
+    path = OUT / "ms_truth.json"
+    old = json.loads(path.read_text()).get("rows", []) if path.exists() else []
+    keep = [r for r in old if r["label"] != args.label] + rows
+    doc = {"machine": f"x86-64-host ({machine_facts().get('cpu_model')}, {os.cpu_count()} vCPU)", "rows": keep}
+    path.write_text(json.dumps(doc, indent=1) + "\n")
+    lines = ["# edgenas predict vs a plain runtime timing of the edgenas export artifact", "",
+             f"Machine: {doc['machine']}. Per row: N random `small` networks (seeds {args.seed}..), exported with "
+             "`edgenas export --format onnx,tflite --no-measure`; truth = the exported file timed plainly with its "
+             "runtime (30 warm-up runs, median of 5 blocks of 50 runs), the fastest of 3 fresh processes. "
+             "Produced by `python benchmarks/ms_truth.py`.", "",
+             "| tables | backend | space | N | within ±10% | within ±5% | MAPE | bias | predicted/plain min-max | scale | date |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in keep:
+        sc = r.get("scale") or {}
+        lines.append(f"| {r['label']} | {r['backend']} | {r['space']} | {r['n']} | {100 * r['within_10pct']:.0f}% | "
+                     f"{100 * r['within_5pct']:.0f}% | {100 * r['mape']:.1f}% | {100 * r['bias']:+.1f}% | "
+                     f"{r['ratio_min']:.2f}-{r['ratio_max']:.2f} | {sc.get('basis', '-')} "
+                     f"{sc.get('anchor_ms', float('nan')):.4f} ms | {r['date']} |")
+    (OUT / "ms_truth.md").write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
