@@ -172,19 +172,29 @@ def run_step(name: str, fn, args) -> int:
 # ---- step: env ---------------------------------------------------------------------------------
 
 def step_env(args, doc, save):
+    import importlib.metadata
+    import importlib.util
+
     mods = {}
-    for m in ("torch", "numpy", "pandas", "typer", "rich", "yaml", "matplotlib", "onnx", "onnxruntime", "pyarrow",
-              "safetensors", "scipy"):
+    doc["modules"] = mods
+    heavy = {"matplotlib": "matplotlib", "scipy": "scipy", "pyarrow": "pyarrow"}  # found, not imported (slow)
+    for m in ("torch", "numpy", "pandas", "typer", "rich", "yaml", "onnx", "onnxruntime", "safetensors",
+              "matplotlib", "pyarrow", "scipy"):
         try:
-            mod = __import__(m)
-            mods[m] = getattr(mod, "__version__", "present")
+            if m in heavy:
+                if importlib.util.find_spec(m) is None:
+                    raise ImportError(f"no module named {m}")
+                mods[m] = importlib.metadata.version(heavy[m]) + " (found, not imported)"
+            else:
+                mod = __import__(m)
+                mods[m] = getattr(mod, "__version__", "present")
         except Exception as e:
             mods[m] = f"MISSING ({type(e).__name__}: {str(e)[:80]})"
         print(f"  {m:12s} {mods[m]}", flush=True)
+        save()
     doc["python"] = sys.version.split()[0]
     doc["platform"] = platform.platform()
     doc["cpu_count"] = os.cpu_count()
-    doc["modules"] = mods
     try:
         import torch
 
@@ -350,21 +360,26 @@ def step_verify(args, doc, save):
     space = create_space(p["verify_space"], "small")
     lib = has_module("pandas")
     store_root = args.work / "tables"
-    for bname in p["backends"]:  # the first backend whose table step produced rows
-        if lib and (store_root / prof.name / f"{bname}.csv").exists() or \
-                not lib and (store_root / prof.name / f"{bname}.raw.csv").exists():
-            break
-    else:
-        raise RuntimeError(f"no table from the tables step under {store_root}/{prof.name} for {p['backends']}")
-    be = create_backend(bname, threads=prof.threads_for(bname))
-    doc["backend"] = bname
-    doc["runtime_version"] = be.runtime_version()
-    st = settings(p)
-    if lib:
-        doc.update(_verify_lib(prof, be, space, st, store_root, p))
-    else:
+    if not lib:
         doc["notes"].append("pandas missing: pandas-free op-sum predictor, scale+offset fit on the calibration nets")
-        doc.update(_verify_raw(prof, be, space, st, store_root, p))
+    st = settings(p)
+    tried = []
+    for bname in p["backends"]:  # cuda first; cuda-eager if cuda has no table or cannot run the networks
+        if not (store_root / prof.name / (f"{bname}.csv" if lib else f"{bname}.raw.csv")).exists():
+            tried.append(f"{bname}: no table from the tables step")
+            continue
+        try:
+            be = create_backend(bname, threads=prof.threads_for(bname))
+            doc["backend"], doc["runtime_version"] = bname, be.runtime_version()
+            doc.update(_verify_lib(prof, be, space, st, store_root, p) if lib else
+                       _verify_raw(prof, be, space, st, store_root, p))
+            break
+        except Exception as e:
+            tried.append(f"{bname}: {type(e).__name__}: {str(e)[:300]}")
+            print(f"  verify on {bname} failed ({tried[-1]}); trying the next backend", flush=True)
+    doc["notes"] += [f"verify: {t}" for t in tried]
+    if "metrics" not in doc:
+        raise RuntimeError(f"no backend could be verified under {store_root}/{prof.name}: {'; '.join(tried)}")
     m = doc["metrics"]
     print(f"  verify {bname} {space.name} small b1: {100 * m['within_10pct']:.0f}% of {m['n']} within ±10%, "
           f"MAPE {100 * m['mape']:.1f}%, tau {m['kendall_tau']:.2f}", flush=True)
@@ -587,13 +602,27 @@ def render_markdown(steps: dict, shell: dict | None = None) -> str:
         s = steps.get(name)
         rc = shell.get(name, {}).get("rc")
         status = s.get("status", "?") if s else "did not run"
-        if rc == 124:
+        if rc in (124, 137):
             status += " (killed by timeout)"
         elif rc not in (None, 0) and s and s.get("status") == "running":
             status = f"died (rc {rc})"
         L.append(f"| {name} | {status} | {_f(s.get('wall_s') if s else None, '.0f')} | "
                  f"{shell.get(name, {}).get('timeout', '')} |")
     L.append("")
+    for section in (_md_tables, _md_verify, _md_throughput):
+        try:
+            L += section(steps)
+        except Exception as e:  # a malformed step result must not cost the rest of the summary
+            L += [f"({section.__name__}: could not render: {type(e).__name__}: {e})", ""]
+    notes = [f"{k}: {n}" for k, s in steps.items() for n in s.get("notes", [])]
+    errors = [f"{k}: {s['error']}" for k, s in steps.items() if s.get("error")]
+    if notes or errors:
+        L += ["## Notes and errors", ""] + [f"- {x}" for x in errors + notes] + [""]
+    return "\n".join(L)
+
+
+def _md_tables(steps) -> list:
+    L = []
     t = steps.get("tables")
     if t:
         pr = (t.get("plan") or {}).get("protocol", {})
@@ -607,10 +636,15 @@ def render_markdown(steps: dict, shell: dict | None = None) -> str:
               "|---|---|---|---|---|---|---|---|"]
         for u in t.get("units", []):
             mm = u.get("median_ms_min_med_max") or []
-            L.append(f"| {u['backend']} | {u['batch']} | {u['space']} | {u.get('status', '?')[:80]} | "
+            L.append(f"| {u.get('backend')} | {u.get('batch')} | {u.get('space')} | {str(u.get('status', '?'))[:80]} | "
                      f"{u.get('rows', u.get('entries', ''))} | {_pct(u.get('ci_under_10pct'))} | "
                      f"{' / '.join(_f(x, '.4f') for x in mm) or 'n/a'} | {_f(u.get('wall_s'), '.0f')} |")
         L.append("")
+    return L
+
+
+def _md_verify(steps) -> list:
+    L = []
     v = steps.get("verify")
     if v:
         L += ["## 2. Predictor verification", ""]
@@ -629,6 +663,11 @@ def render_markdown(steps: dict, shell: dict | None = None) -> str:
                   f"{cal.get('model')} a={_f(cal.get('a'), '.3f')} b={_f(cal.get('b'), '.4f')} |", ""]
         else:
             L += [f"No result: {v.get('status')} {v.get('error', '')}".strip(), ""]
+    return L
+
+
+def _md_throughput(steps) -> list:
+    L = []
     tp = steps.get("throughput")
     if tp:
         L += ["## 3. Search-step throughput vs the naive supernet", "",
@@ -648,11 +687,7 @@ def render_markdown(steps: dict, shell: dict | None = None) -> str:
                 err = (n.get("error") or e.get("error") or "?").replace("|", "/").replace("\n", " ")[:120]
                 L.append(f"| {r['space']} | {r['strategy']} | failed: {err} | | | | | |")
         L.append("")
-    notes = [f"{k}: {n}" for k, s in steps.items() for n in s.get("notes", [])]
-    errors = [f"{k}: {s['error']}" for k, s in steps.items() if s.get("error")]
-    if notes or errors:
-        L += ["## Notes and errors", ""] + [f"- {x}" for x in errors + notes] + [""]
-    return "\n".join(L)
+    return L
 
 
 def summarize(args) -> None:
@@ -677,16 +712,35 @@ def summarize(args) -> None:
             pass
     doc["table_sidecars"] = meta
     (args.out / "gpu_check.json").write_text(json.dumps(doc, indent=1, default=str) + "\n")
-    (args.out / "gpu_check.md").write_text(render_markdown(steps, shell))
+    try:
+        md = render_markdown(steps, shell)
+    except Exception as e:  # never leave the run without a summary
+        md = (f"# edgenas GPU check\n\nThe summary could not be rendered ({type(e).__name__}: {e}); "
+              f"the numbers are in gpu_check.json, the run in gpu_check.log.\n")
+    (args.out / "gpu_check.md").write_text(md)
     for c in sorted((args.work / "tables").glob("*/*.csv")):  # the tables themselves
         dst = args.out / c.parent.name / c.name
         dst.parent.mkdir(parents=True, exist_ok=True)
         dst.write_bytes(c.read_bytes())
 
 
+def extract(args) -> None:
+    """Write the table sidecars kept in gpu_check.json back as files next to the fetched CSVs.
+
+    python benchmarks/gpu_check.py extract --out FETCHED_DIR   (then copy FETCHED_DIR/<device>/ into
+    latency_tables/<device>/ to commit the tables with their .meta.json and .calibration.json)
+    """
+    doc = json.loads((args.out / "gpu_check.json").read_text())
+    for rel, content in doc.get("table_sidecars", {}).items():
+        dst = args.out / rel
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        dst.write_text(json.dumps(content, indent=2) + "\n")
+        print(dst)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("cmd", choices=STEPS + ("summarize", "tp-worker"))
+    ap.add_argument("cmd", choices=STEPS + ("summarize", "tp-worker", "extract"))
     ap.add_argument("--work", type=Path, default=Path("/tmp/gpu_check_work"))
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "gpu")
     ap.add_argument("--budget", type=float, default=150.0, help="seconds after which a step starts nothing new")
@@ -700,6 +754,9 @@ def main(argv=None) -> int:
     os.environ.setdefault("EDGENAS_CACHE", str(args.work / "cache"))
     if args.cmd == "summarize":
         summarize(args)
+        return 0
+    if args.cmd == "extract":
+        extract(args)
         return 0
     if args.cmd == "tp-worker":
         tp_worker(args)

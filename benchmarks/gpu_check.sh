@@ -32,6 +32,7 @@ T_THROUGHPUT=${T_THROUGHPUT:-120}
 LOG="$OUT/gpu_check.log"
 : > "$LOG"
 exec > >(tee -a "$LOG") 2>&1
+TEE_PID=$!
 
 echo "=== edgenas gpu_check, $(date -u '+%Y-%m-%d %H:%M:%S UTC'), repo $ROOT, commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')"
 echo "    OUT=$OUT WORK=$WORK python=$(command -v "$PY") dry=${GPU_CHECK_DRY:-auto}"
@@ -82,4 +83,6 @@ echo
 echo "=== files under $OUT:"
 (cd "$OUT" && find . -type f | sort)
 [ "${GPU_CHECK_KEEP:-0}" = 1 ] || rm -rf "$WORK"
+exec 1>&- 2>&-
+wait "$TEE_PID" 2>/dev/null || sleep 1  # let tee write the last lines of the log
 exit 0
