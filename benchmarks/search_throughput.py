@@ -33,11 +33,13 @@ def rss_mb() -> float:
     return float("nan")
 
 
-def worker(strategy: str, naive: bool, space_name: str, steps: int, batch_size: int, overrides: dict) -> dict:
+def worker(strategy: str, naive: bool, space_name: str, steps: int, batch_size: int, overrides: dict,
+           predictor=None) -> dict:
+    """One (strategy, implementation) timing; ``predictor`` defaults to the x86-64-host onnxruntime
+    batch-1 table (benchmarks/gpu_check.py passes a pandas-free stand-in where pandas is missing)."""
     import torch
 
     from edgenas.latency.expected import ExpectedLatency
-    from edgenas.latency.predictor import LatencyPredictor
     from edgenas.search.base import Budget, SearchContext, create_strategy
     from edgenas.search.data import load_data
     from edgenas.spaces import create_space
@@ -45,7 +47,11 @@ def worker(strategy: str, naive: bool, space_name: str, steps: int, batch_size: 
 
     space = create_space(space_name, "small")
     search_space = create_space(space_name, "small", **overrides) if overrides else space
-    pred = LatencyPredictor.load("x86-64-host", "onnxruntime", space, 1)
+    if predictor is None:
+        from edgenas.latency.predictor import LatencyPredictor
+
+        predictor = LatencyPredictor.load("x86-64-host", "onnxruntime", space, 1)
+    pred = predictor
     device = "cuda" if torch.cuda.is_available() else "cpu"
     mode = "derived" if space_name == "darts" and strategy == "darts" else "softmax"
     ctx = SearchContext(space=space, data=load_data("synthetic", 2000, 1000, 100), predictor=pred,

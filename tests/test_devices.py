@@ -26,7 +26,7 @@ def test_this_machine_is_the_x86_host():
 
     if platform.machine() != "x86_64":
         pytest.skip("not an x86-64 machine")
-    assert host_profile_name() in ("x86-64-host", "nvidia-h100")
+    assert host_profile_name() in ("x86-64-host", "nvidia-h100", "nvidia-h200")
 
 
 def test_jetson_profile_does_not_match_here():
