@@ -391,7 +391,7 @@ def _verify_lib(prof, be, space, st, store_root, p) -> dict:
     from edgenas.latency.verify import calibrate, verify
 
     store = TableStore(store_root)
-    pred = LatencyPredictor.load(prof.name, be.name, space, 1, threads=be.threads, store=store)
+    pred = LatencyPredictor.load(prof.name, be.name, space, 1, threads=be.threads, store=store, auto_anchor=False)
     t0 = time.perf_counter()
     cal, _, cal_nets = calibrate(be, space, pred, store, n=p["calibration_n"], seed=0, settings=st)
     t1 = time.perf_counter()
@@ -543,7 +543,7 @@ def tp_worker(args) -> None:
         ensure_yaml()
         from edgenas.latency.predictor import LatencyPredictor
 
-        pred = LatencyPredictor.load("x86-64-host", "onnxruntime", create_space(args.space, "small"), 1, threads=1)
+        pred = LatencyPredictor.load("x86-64-host", "onnxruntime", create_space(args.space, "small"), 1, threads=1, auto_anchor=False)
     r = search_throughput.worker(args.strategy, args.impl == "naive", args.space, args.steps, args.batch_size, {},
                                  predictor=pred)
     r["predictor"] = which

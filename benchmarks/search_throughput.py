@@ -50,7 +50,7 @@ def worker(strategy: str, naive: bool, space_name: str, steps: int, batch_size: 
     if predictor is None:
         from edgenas.latency.predictor import LatencyPredictor
 
-        predictor = LatencyPredictor.load("x86-64-host", "onnxruntime", space, 1)
+        predictor = LatencyPredictor.load("x86-64-host", "onnxruntime", space, 1, auto_anchor=False)
     pred = predictor
     device = "cuda" if torch.cuda.is_available() else "cpu"
     mode = "derived" if space_name == "darts" and strategy == "darts" else "softmax"
