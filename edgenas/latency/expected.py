@@ -60,8 +60,11 @@ class ExpectedLatency(nn.Module):
         return {p: getattr(self, f"lat_{p}") for p in self.params}
 
     def forward(self, probs: dict[str, torch.Tensor]) -> torch.Tensor:
-        s = torch.as_tensor(self.fixed_ms, dtype=torch.float32)
-        k = torch.as_tensor(float(self.fixed_ops), dtype=torch.float32)
+        dev = next(iter(probs.values())).device if probs else torch.device("cpu")
+        if self.params and getattr(self, f"lat_{self.params[0]}").device != dev:
+            self.to(dev)  # the tables follow the architecture weights (a CUDA search), once
+        s = torch.as_tensor(self.fixed_ms, dtype=torch.float32, device=dev)
+        k = torch.as_tensor(float(self.fixed_ops), dtype=torch.float32, device=dev)
         for p in self.params:
             w = probs[p]
             if self.mode == "derived":

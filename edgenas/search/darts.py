@@ -61,7 +61,7 @@ class DartsStrategy(Strategy):
         if train and self.skip_dropout > 0:
             w = {k: v.clone() for k, v in w.items()}
             for v in w.values():
-                keep = (torch.rand(v.shape[0], generator=self.gen) >= self.skip_dropout).float()
+                keep = (torch.rand(v.shape[0], generator=self.gen) >= self.skip_dropout).float().to(v.device)
                 v[:, SKIP] = v[:, SKIP] * keep
         return w
 

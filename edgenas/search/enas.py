@@ -41,7 +41,7 @@ class Controller(nn.Module):
             h, c = self.lstm(inp, (h, c))
             logits = tanh_c * torch.tanh(self.heads[i](h) / temperature)
             probs = torch.softmax(logits, -1)
-            k = int(torch.multinomial(probs.detach()[0], 1, generator=gen))
+            k = int(torch.multinomial(probs.detach()[0].cpu(), 1, generator=gen))  # the generator is a CPU one
             lp = torch.log_softmax(logits, -1)[0]
             log_p = log_p + lp[k]
             entropy = entropy - (probs[0] * lp).sum()

@@ -22,9 +22,12 @@ from edgenas.search.objectives import latency_loss
 
 
 def sample_rows(probs: torch.Tensor, k: int, gen) -> torch.Tensor:
-    """k distinct indices per row, drawn from each row's distribution (rows with < k options repeat)."""
+    """k distinct indices per row, drawn from each row's distribution (rows with < k options repeat).
+
+    Drawn on the CPU, where the seeded generator lives (a CUDA search passes CUDA probabilities).
+    """
     out = []
-    for row in probs:
+    for row in probs.detach().cpu():
         nz = int((row > 0).sum())
         out.append(torch.multinomial(row, min(k, nz), replacement=False, generator=gen))
     return out
@@ -84,8 +87,9 @@ class ProxylessStrategy(Strategy):
             rows = sample_rows(pd, 2, self.gen)
             g = torch.zeros_like(pd)
             act = []
+            pc = pd.cpu()
             for r, idx in enumerate(rows):
-                sub = pd[r, idx] / pd[r, idx].sum()
+                sub = pc[r, idx] / pc[r, idx].sum()
                 on = idx[torch.multinomial(sub, 1, generator=self.gen)]
                 g[r, on] = 1.0
                 act.append(idx.tolist())
