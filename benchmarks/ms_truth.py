@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import subprocess
 import sys
 import time
@@ -48,6 +49,8 @@ def main():
     from edgenas.latency.predictor import LatencyPredictor
     from edgenas.latency.store import TableStore
     from edgenas.latency.verify import score
+    from edgenas.profiling.base import create_backend
+    from edgenas.profiling.networks import network_artifact
     from edgenas.profiling.plain import time_fresh
     from edgenas.spaces import create_space
     from edgenas.spaces.genotype import load_genotype
@@ -62,6 +65,10 @@ def main():
     ap.add_argument("--label", default="shipped tables")
     ap.add_argument("--work", default="/tmp/edgenas-ms-truth")
     ap.add_argument("--export-only", action="store_true", help="Only export (conversion can run while busy).")
+    ap.add_argument("--artifacts", default="export", choices=["export", "profile"],
+                    help="export: the files edgenas export writes (its parity and deployability checks cost about a "
+                         "minute per network here); profile: the network files edgenas's own measurements time "
+                         "(the same exporters; TFLite with NHWC I/O instead of export's default NCHW).")
     args = ap.parse_args()
     work = Path(args.work)
     store = TableStore(args.tables_dir)
@@ -69,25 +76,38 @@ def main():
     for space_name in args.spaces.split(","):
         sp = create_space(space_name, "small")
         dirs = []
-        for i in range(args.n):
+        for i in range(args.n if args.artifacts == "export" else 0):
             t0 = time.perf_counter()
             dirs.append(export(space_name, args.seed + i, work))
             print(f"export {space_name} {i + 1}/{args.n} ({time.perf_counter() - t0:.0f} s)", flush=True)
-        if args.export_only:
+        if args.export_only and args.artifacts == "export":
             continue
+        archs = ([load_genotype(str(d / "genotype.json")).arch for d in dirs] if args.artifacts == "export" else
+                 [sp.sample(random.Random(args.seed + i)) for i in range(args.n)])
         for backend in args.backends.split(","):
             pred = LatencyPredictor.load("x86-64-host", backend, sp, 1, store=store)
+            be = create_backend(backend, threads=pred.sel.threads)
             nets = []
-            for d in dirs:
-                g = load_genotype(str(d / "genotype.json"))
-                p = pred.predict(sp, g.arch).predicted_ms
-                t = time_fresh(d / f"model.{SUFFIX[backend]}", pred.sel.threads, args.processes)
-                nets.append({"dir": str(d), "predicted_ms": p, "plain_ms": t.ms, "per_process_ms": t.per_process_ms,
+            if args.export_only:  # profile artifacts: convert now (conversion may run while the host is busy)
+                for i, arch in enumerate(archs):
+                    network_artifact(be, sp, arch, 1)
+                    print(f"converted {backend} {space_name} {i + 1}/{len(archs)}", flush=True)
+                continue
+            for i, arch in enumerate(archs):
+                p = pred.predict(sp, arch).predicted_ms
+                f = (dirs[i] / f"model.{SUFFIX[backend]}" if args.artifacts == "export"
+                     else network_artifact(be, sp, arch, 1))
+                t = time_fresh(f, pred.sel.threads, args.processes)
+                nets.append({"file": str(f), "predicted_ms": p, "plain_ms": t.ms, "per_process_ms": t.per_process_ms,
                              "ratio": p / t.ms})
+                d = Path(f).parent if args.artifacts == "export" else Path(f)
                 print(f"{backend} {space_name} {d.name}: predicted {p:.4f} ms, plain {t.ms:.4f} ms "
                       f"({p / t.ms:.3f})", flush=True)
+            if not nets:
+                continue
             m = score([x["predicted_ms"] for x in nets], [x["plain_ms"] for x in nets])
-            rows.append({"label": args.label, "backend": backend, "space": space_name, "n": len(nets), **m,
+            rows.append({"label": args.label, "artifacts": args.artifacts, "backend": backend, "space": space_name,
+                         "n": len(nets), **m,
                          "scale": pred.anchor.as_dict() if pred.anchor else None, "tables_dir": args.tables_dir,
                          "ratio_min": min(x["ratio"] for x in nets), "ratio_max": max(x["ratio"] for x in nets),
                          "date": time.strftime("%Y-%m-%d"), "networks": nets})
@@ -102,7 +122,7 @@ def _write(rows, args):
     OUT.mkdir(parents=True, exist_ok=True)
     path = OUT / "ms_truth.json"
     old = json.loads(path.read_text()).get("rows", []) if path.exists() else []
-    keep = [r for r in old if r["label"] != args.label] + rows
+    keep = [r for r in old if (r["label"], r.get("artifacts")) != (args.label, args.artifacts)] + rows
     doc = {"machine": f"x86-64-host ({machine_facts().get('cpu_model')}, {os.cpu_count()} vCPU)", "rows": keep}
     path.write_text(json.dumps(doc, indent=1) + "\n")
     lines = ["# edgenas predict vs a plain runtime timing of the edgenas export artifact", "",
@@ -110,11 +130,11 @@ def _write(rows, args):
              "`edgenas export --format onnx,tflite --no-measure`; truth = the exported file timed plainly with its "
              "runtime (30 warm-up runs, median of 5 blocks of 50 runs), the fastest of 3 fresh processes. "
              "Produced by `python benchmarks/ms_truth.py`.", "",
-             "| tables | backend | space | N | within ±10% | within ±5% | MAPE | bias | predicted/plain min-max | scale | date |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| tables | files timed | backend | space | N | within ±10% | within ±5% | MAPE | bias | predicted/plain min-max | scale | date |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in keep:
         sc = r.get("scale") or {}
-        lines.append(f"| {r['label']} | {r['backend']} | {r['space']} | {r['n']} | {100 * r['within_10pct']:.0f}% | "
+        lines.append(f"| {r['label']} | {r.get('artifacts', 'export')} | {r['backend']} | {r['space']} | {r['n']} | {100 * r['within_10pct']:.0f}% | "
                      f"{100 * r['within_5pct']:.0f}% | {100 * r['mape']:.1f}% | {100 * r['bias']:+.1f}% | "
                      f"{r['ratio_min']:.2f}-{r['ratio_max']:.2f} | {sc.get('basis', '-')} "
                      f"{sc.get('anchor_ms', float('nan')):.4f} ms | {r['date']} |")
