@@ -137,3 +137,24 @@ def test_tables_check_reanchors_this_machine(cli, tmp_path, monkeypatch):
     code, _, err = cli("tables", "check", "--device", "pixel-7", "--backend", "tflite", "--tables-dir",
                        tmp_path / "tables")
     assert code != 0 and len(err.strip().splitlines()) == 1
+
+
+def test_verify_against_plain_truth_reports_both_scales(tmp_path):
+    pytest.importorskip("onnxruntime")
+    from edgenas.latency.verify import verify
+    from edgenas.profiling.base import create_backend
+    from edgenas.profiling.protocol import ProtocolSettings
+
+    sp = create_space("proxyless", "small")
+    table = _table(sp, {"r": _run([0.03])})
+    pred = LatencyPredictor(table, SEL, anchor=anchors.resolve(table, SEL, local=False))
+    be = create_backend("onnxruntime", threads=1)
+    rep = verify(be, sp, pred, n=2, seed=5, settings=ProtocolSettings.quick(), truth="plain", processes=1)
+    m = rep.metrics
+    assert m["truth"] == "plain" and m["n"] == 2 and m["protocol_over_plain"] > 0
+    for net in rep.networks:
+        assert net["measured_ms"] == net["plain_ms"] == min(net["plain_per_process_ms"]) > 0
+        assert net["protocol_ms"] == pytest.approx(net["ref_ratio"] * pred.anchor_ms)
+    torch_be = create_backend("torch-cpu", threads=1)
+    with pytest.raises(Exception, match="--truth protocol"):
+        verify(torch_be, sp, pred, n=1, truth="plain")
