@@ -258,7 +258,7 @@ def resolve(table, sel, local: bool, auto: bool = True, store: AnchorStore | Non
             note = (f"quiet-state scale of this machine: reference op {ms:.4f} ms, the fastest of {len(here)} "
                     f"session(s) here (a typical process sits {100 * spread:.0f}% above it)"
                     + ("; every session here ran on a busy host: re-check on a quiet one (edgenas tables check)"
-                       if busy else ""))
+                       if busy else "") + _other_cpu(built))
             return Anchor(ms, "this-host", len(here), spread, note, here)
     if built:
         ms, spread = _fastest(built)
@@ -272,6 +272,19 @@ def resolve(table, sel, local: bool, auto: bool = True, store: AnchorStore | Non
     return Anchor(ms, "rows-median", 0, float("nan"),
                   f"scale from the median reference time of the table's rows ({ms:.4f} ms): no session records "
                   f"to find the quiet state in; edgenas tables check re-anchors it", [])
+
+
+def _other_cpu(built: list[AnchorObservation]) -> str:
+    """A warning when the table's op ratios were measured on another CPU model than this one."""
+    from edgenas.devices import machine_facts
+
+    mine = machine_facts().get("cpu_model") or ""
+    theirs = sorted({o.cpu_model for o in built if o.cpu_model and o.cpu_model != mine})
+    if not theirs:
+        return ""
+    return (f"; the table's op ratios were measured on {', '.join(theirs)}, this machine is {mine or 'unknown'}: "
+            f"ratios can differ between CPUs (edgenas tables check measures it; edgenas calibrate here corrects "
+            f"most of it, edgenas profile --overwrite all of it)")
 
 
 # ---- measuring the reference in fresh processes ----------------------------------------------
