@@ -38,23 +38,26 @@ from edgenas.errors import InputError
 from edgenas.spaces.nb201_arch import EDGES, NB201_OPS, Nb201Arch
 
 LEVELS = ("additive", "fusion", "residual")
+PRUNINGS = ("path", "output")
 _LIVE_OPS = NB201_OPS[1:]
 # Places where an edge into node i meets an edge out of node i (i = 1, 2): (in-edge, out-edge) indices.
 _MEETS = tuple((a, b) for a, (_, ia) in enumerate(EDGES) for b, (jb, _) in enumerate(EDGES) if ia == jb and ia != 3)
 
 
 def nb201_feature_names(level: str = "fusion") -> list[str]:
-    names = ["const"] + [f"op:{op}" for op in _LIVE_OPS]
-    names += [f"e{j}{i}:{op}" for (j, i), op in product(EDGES, _LIVE_OPS)]
+    names = ["const"] + [f"op:{op}" for op in NB201_OPS]
+    names += [f"e{j}{i}:{op}" for (j, i), op in product(EDGES, NB201_OPS)]
     if level in ("fusion", "residual"):
-        names += [f"m{a}{b}:{p}>{q}" for (a, b), p, q in product(_MEETS, _LIVE_OPS, _LIVE_OPS)]
+        names += [f"m{a}{b}:{p}>{q}" for (a, b), p, q in product(_MEETS, NB201_OPS, NB201_OPS)]
         names += [f"n{i}:in{k}" for i in (1, 2, 3) for k in range(2, i + 1)]
     return names
 
 
-def nb201_features(arch: Nb201Arch, level: str = "fusion") -> dict[str, float]:
-    """Sparse features of one cell (the same cell is repeated 15 times, so these are per-cell terms)."""
-    live = arch.live_edges()
+def nb201_features(arch: Nb201Arch, level: str = "fusion", pruning: str = "path") -> dict[str, float]:
+    """Sparse features of one cell (the same cell is repeated 15 times, so these are per-cell terms).
+
+    ``pruning`` says which edges the runtime executes (``Nb201Arch.executed_edges``)."""
+    live = arch.executed_edges(pruning)
     f = {"const": 1.0}
     for (j, i), op, on in zip(EDGES, arch.ops, live):
         if on:
@@ -92,12 +95,13 @@ class WholeNetModel:
     coef: list[float]
     disconnected_ms: float = 0.0
     residual: object | None = None  # sklearn estimator, or None
+    pruning: str = "path"
     meta: dict = field(default_factory=dict)
 
     # -- features --------------------------------------------------------------------------------
     def _features(self, arch) -> dict[str, float] | None:
         if isinstance(arch, Nb201Arch):
-            return nb201_features(arch, self.level) if arch.connected else None
+            return nb201_features(arch, self.level, self.pruning) if arch.connected else None
         return dict(arch)  # already a feature dict (other spaces: op-key counts)
 
     def predict_many(self, archs) -> np.ndarray:
@@ -118,7 +122,7 @@ class WholeNetModel:
     # -- persistence -------------------------------------------------------------------------------
     def to_dict(self) -> dict:
         d = {"format": "edgenas.wholenet-model", "version": 1, "space": self.space, "level": self.level,
-             "names": self.names, "coef": [float(c) for c in self.coef],
+             "pruning": self.pruning, "names": self.names, "coef": [float(c) for c in self.coef],
              "disconnected_ms": float(self.disconnected_ms), "meta": self.meta}
         if self.residual is not None:
             import base64
@@ -139,16 +143,31 @@ class WholeNetModel:
             residual = pickle.loads(base64.b64decode(d["residual_pickle_b64"]))  # noqa: S301 (our own file)
         return cls(space=d["space"], level=d["level"], names=list(d["names"]), coef=list(d["coef"]),
                    disconnected_ms=float(d.get("disconnected_ms", 0.0)), residual=residual,
+                   pruning=d.get("pruning", "path"),
                    meta=dict(d.get("meta") or {}))
 
 
-def fit_wholenet(archs, latency_ms, space: str = "nb201", level: str = "fusion", ridge: float | None = None,
-                 prior: dict[str, float] | None = None, seed: int = 0) -> WholeNetModel:
+def fit_wholenet(archs, latency_ms, space: str = "nb201", level: str = "additive", ridge: float | None = None,
+                 prior: dict[str, float] | None = None, seed: int = 0, pruning: str = "auto") -> WholeNetModel:
     """Fit a model to measured whole networks.
 
     ``archs``: Nb201Arch objects (space ``nb201``) or feature dicts (other spaces). ``prior``: per-feature
-    latencies (e.g. from an op table) the ridge term shrinks toward instead of toward 0.
+    latencies (e.g. from an op table) the ridge term shrinks toward instead of toward 0. ``pruning``:
+    which dead edges the device's runtime removes (``path``, ``output``), or ``auto`` to pick the one
+    that cross-validates better on these measurements (space ``nb201`` only).
     """
+    if pruning == "auto":
+        if space != "nb201":
+            pruning = "path"
+        else:
+            fits = [_fit_one(archs, latency_ms, space, level, ridge, prior, seed, p) for p in PRUNINGS]
+            return min(fits, key=lambda m: m.meta["cv_key"])
+    if pruning not in PRUNINGS:
+        raise InputError(f"unknown pruning {pruning!r} (auto, {', '.join(PRUNINGS)})")
+    return _fit_one(archs, latency_ms, space, level, ridge, prior, seed, pruning)
+
+
+def _fit_one(archs, latency_ms, space, level, ridge, prior, seed, pruning) -> WholeNetModel:
     if level not in LEVELS:
         raise InputError(f"unknown fit level {level!r} (levels: {', '.join(LEVELS)})")
     archs = list(archs)
@@ -157,7 +176,7 @@ def fit_wholenet(archs, latency_ms, space: str = "nb201", level: str = "fusion",
         raise InputError("archs and latencies differ in length")
     if np.any(~np.isfinite(y_all)) or np.any(y_all < 0):
         raise InputError("measured latencies must be finite and >= 0")
-    proto = WholeNetModel(space=space, level=level, names=[], coef=[])
+    proto = WholeNetModel(space=space, level=level, names=[], coef=[], pruning=pruning)
     feats = [proto._features(a) for a in archs]
     conn = np.array([f is not None for f in feats])
     disc = y_all[~conn]
@@ -179,9 +198,9 @@ def fit_wholenet(archs, latency_ms, space: str = "nb201", level: str = "fusion",
     p = np.array([(prior or {}).get(n, 0.0) for n in names])
     group = np.array([_group(n) for n in names])
     if ridge is not None:
-        lams = {"edge": ridge, "pair": ridge}
+        lams, cv_key = {"edge": ridge, "pair": ridge}, (0.0, 0.0)
     else:
-        lams = _choose_ridge(x, y, p, group, level, seed)
+        lams, cv_key = _choose_ridge(x, y, p, group, level, seed)
     coef = _solve(x, y, p, group, lams)
     residual = None
     if level == "residual" and len(y) >= 30:
@@ -193,9 +212,11 @@ def fit_wholenet(archs, latency_ms, space: str = "nb201", level: str = "fusion",
                                                  min_samples_leaf=max(5, len(y) // 50), l2_regularization=1.0,
                                                  random_state=seed).fit(x, target)
     model = WholeNetModel(space=space, level=level, names=names, coef=coef.tolist(),
-                          disconnected_ms=float(np.median(disc)) if len(disc) else 0.0, residual=residual)
+                          disconnected_ms=float(np.median(disc)) if len(disc) else 0.0, residual=residual,
+                          pruning=pruning)
     pred = model.predict_many(archs)
-    model.meta.update({"n": len(archs), "n_disconnected": int((~conn).sum()), "ridge": lams,
+    model.meta.update({"n": len(archs), "n_disconnected": int((~conn).sum()), "ridge": lams, "pruning": pruning,
+                       "cv_key": list(cv_key), "cv_within_10pct": -cv_key[0],
                        "fit_within_10pct": float(within(pred[conn], y, 0.10)),
                        "fit_mape_pct": float(mape(pred[conn], y))})
     return model
@@ -230,7 +251,7 @@ def _choose_ridge(x, y, p, group, level, seed, folds: int = 5) -> dict:
         [{"edge": le, "pair": lp} for le in _GRID for lp in _GRID]
     n = len(y)
     if n < 2 * folds:
-        return grids[len(grids) // 2]
+        return grids[len(grids) // 2], (0.0, 0.0)
     fold = np.random.default_rng(seed).permutation(n) % folds
     best, best_key = grids[0], None
     for lams in grids:
@@ -242,7 +263,7 @@ def _choose_ridge(x, y, p, group, level, seed, folds: int = 5) -> dict:
         key = (-np.mean(rel <= 0.10), np.mean(rel))
         if best_key is None or key < best_key:
             best, best_key = lams, key
-    return best
+    return best, best_key
 
 
 # -- scores ---------------------------------------------------------------------------------------------

@@ -56,6 +56,26 @@ class Nb201Arch:
                 bwd.add(j)
         return tuple(e and j in fwd and i in bwd for (j, i), e in zip(EDGES, on))
 
+    def executed_edges(self, pruning: str = "path") -> tuple[bool, ...]:
+        """Per edge: does a runtime execute it, under one of two pruning behaviours.
+
+        ``path``: only edges on an input-to-output path of non-``none`` edges run (``live_edges``).
+        ``output``: the graph optimiser removes only what cannot reach the output; an edge whose source
+        node is all-``none`` (a zeros tensor made by ``x * 0``, which no optimiser folds because it
+        depends on the input) still runs, and so does every ``none`` edge (a multiply by zero) into a
+        node that reaches the output. This is what a PyTorch NAS-Bench-201 model exported as is does.
+        """
+        if pruning == "path":
+            return self.live_edges()
+        if pruning != "output":
+            raise ValueError(f"unknown pruning {pruning!r} (path, output)")
+        on = [op != "none" for op in self.ops]
+        bwd = {3}
+        for (j, i), e in reversed(list(zip(EDGES, on))):
+            if e and i in bwd:
+                bwd.add(j)
+        return tuple(i in bwd for (_, i) in EDGES)
+
     @property
     def connected(self) -> bool:
         """Whether any path of non-``none`` edges joins the cell input to its output."""
