@@ -17,6 +17,9 @@ measurements. It models what the runtime really executes, in order of increasing
     ``fusion`` plus a gradient-boosted correction of the log-ratio left over (scikit-learn's
     ``HistGradientBoostingRegressor``), for interactions the features do not name.
 
+Level ``auto`` (the default) is ``additive`` below ``RESIDUAL_FROM_N`` networks and ``residual`` from
+there on: on the third-party data the learned correction only pays once a few hundred networks train it.
+
 Coefficients are fitted by ridge least squares on *relative* error (each row divided by its
 measured latency), since accuracy is judged as "within ±10%". Cells whose output is disconnected
 from their input are not fitted; they are predicted as the median of such cells in the training data
@@ -38,6 +41,7 @@ from edgenas.errors import InputError
 from edgenas.spaces.nb201_arch import EDGES, NB201_OPS, Nb201Arch
 
 LEVELS = ("additive", "fusion", "residual")
+RESIDUAL_FROM_N = 200  # level "auto": additive below this many networks, residual from it (measured: see benchmarks)
 PRUNINGS = ("path", "output")
 _LIVE_OPS = NB201_OPS[1:]
 # Places where an edge into node i meets an edge out of node i (i = 1, 2): (in-edge, out-edge) indices.
@@ -47,7 +51,7 @@ _MEETS = tuple((a, b) for a, (_, ia) in enumerate(EDGES) for b, (jb, _) in enume
 def nb201_feature_names(level: str = "fusion") -> list[str]:
     names = ["const"] + [f"op:{op}" for op in NB201_OPS]
     names += [f"e{j}{i}:{op}" for (j, i), op in product(EDGES, NB201_OPS)]
-    if level in ("fusion", "residual"):
+    if level == "fusion":
         names += [f"m{a}{b}:{p}>{q}" for (a, b), p, q in product(_MEETS, NB201_OPS, NB201_OPS)]
         names += [f"n{i}:in{k}" for i in (1, 2, 3) for k in range(2, i + 1)]
     return names
@@ -63,7 +67,7 @@ def nb201_features(arch: Nb201Arch, level: str = "fusion", pruning: str = "path"
         if on:
             f[f"e{j}{i}:{op}"] = 1.0
             f[f"op:{op}"] = f.get(f"op:{op}", 0.0) + 1.0
-    if level in ("fusion", "residual"):
+    if level == "fusion":
         for a, b in _MEETS:
             if live[a] and live[b]:
                 f[f"m{a}{b}:{arch.ops[a]}>{arch.ops[b]}"] = 1.0
@@ -104,7 +108,12 @@ class WholeNetModel:
             return nb201_features(arch, self.level, self.pruning) if arch.connected else None
         return dict(arch)  # already a feature dict (other spaces: op-key counts)
 
+    def _codes(self, archs) -> np.ndarray:
+        """What the residual model sees: per edge, 1 + the executed op's index in NB201_OPS, or 0 (not executed)."""
+        return _edge_codes(archs, self.pruning)
+
     def predict_many(self, archs) -> np.ndarray:
+        archs = list(archs)
         feats = [self._features(a) for a in archs]
         out = np.full(len(feats), float(self.disconnected_ms))
         ok = [k for k, f in enumerate(feats) if f is not None]
@@ -112,7 +121,7 @@ class WholeNetModel:
             x = _dense([feats[k] for k in ok], self.names)
             y = x @ np.asarray(self.coef)
             if self.residual is not None:
-                y = y * np.exp(self.residual.predict(x))
+                y = y * np.exp(self.residual.predict(self._codes([archs[k] for k in ok])))
             out[ok] = y
         return out
 
@@ -147,7 +156,7 @@ class WholeNetModel:
                    meta=dict(d.get("meta") or {}))
 
 
-def fit_wholenet(archs, latency_ms, space: str = "nb201", level: str = "additive", ridge: float | None = None,
+def fit_wholenet(archs, latency_ms, space: str = "nb201", level: str = "auto", ridge: float | None = None,
                  prior: dict[str, float] | None = None, seed: int = 0, pruning: str = "auto") -> WholeNetModel:
     """Fit a model to measured whole networks.
 
@@ -156,6 +165,9 @@ def fit_wholenet(archs, latency_ms, space: str = "nb201", level: str = "additive
     which dead edges the device's runtime removes (``path``, ``output``), or ``auto`` to pick the one
     that cross-validates better on these measurements (space ``nb201`` only).
     """
+    archs = list(archs)
+    if level == "auto":
+        level = "residual" if space == "nb201" and len(archs) >= RESIDUAL_FROM_N else "additive"
     if pruning == "auto":
         if space != "nb201":
             pruning = "path"
@@ -169,7 +181,7 @@ def fit_wholenet(archs, latency_ms, space: str = "nb201", level: str = "additive
 
 def _fit_one(archs, latency_ms, space, level, ridge, prior, seed, pruning) -> WholeNetModel:
     if level not in LEVELS:
-        raise InputError(f"unknown fit level {level!r} (levels: {', '.join(LEVELS)})")
+        raise InputError(f"unknown fit level {level!r} (levels: auto, {', '.join(LEVELS)})")
     archs = list(archs)
     y_all = np.asarray(latency_ms, dtype=float)
     if len(archs) != len(y_all):
@@ -203,14 +215,17 @@ def _fit_one(archs, latency_ms, space, level, ridge, prior, seed, pruning) -> Wh
         lams, cv_key = _choose_ridge(x, y, p, group, level, seed)
     coef = _solve(x, y, p, group, lams)
     residual = None
-    if level == "residual" and len(y) >= 30:
+    if level == "residual" and space == "nb201" and len(y) >= 30:
         from sklearn.ensemble import HistGradientBoostingRegressor
 
         base = x @ coef
         target = np.log(y / np.maximum(base, 1e-9))
-        residual = HistGradientBoostingRegressor(max_iter=200, learning_rate=0.05, max_leaf_nodes=8,
-                                                 min_samples_leaf=max(5, len(y) // 50), l2_regularization=1.0,
-                                                 random_state=seed).fit(x, target)
+        conn_archs = [a for a, f in zip(archs, feats) if f is not None]
+        codes = _edge_codes(conn_archs, pruning)
+        residual = HistGradientBoostingRegressor(max_iter=300, learning_rate=0.05, max_leaf_nodes=15,
+                                                 min_samples_leaf=max(5, len(y) // 100), l2_regularization=1.0,
+                                                 categorical_features=list(range(codes.shape[1])),
+                                                 random_state=seed).fit(codes, target)
     model = WholeNetModel(space=space, level=level, names=names, coef=coef.tolist(),
                           disconnected_ms=float(np.median(disc)) if len(disc) else 0.0, residual=residual,
                           pruning=pruning)
@@ -220,6 +235,14 @@ def _fit_one(archs, latency_ms, space, level, ridge, prior, seed, pruning) -> Wh
                        "fit_within_10pct": float(within(pred[conn], y, 0.10)),
                        "fit_mape_pct": float(mape(pred[conn], y))})
     return model
+
+
+def _edge_codes(archs, pruning: str) -> np.ndarray:
+    out = np.zeros((len(archs), len(EDGES)))
+    for r, a in enumerate(archs):
+        run = a.executed_edges(pruning)
+        out[r] = [NB201_OPS.index(op) + 1 if on else 0 for op, on in zip(a.ops, run)]
+    return out
 
 
 def _group(name: str) -> str:
