@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgenas.latency.fit import fit_wholenet, within
+from edgenas.latency.fit import RESIDUAL_FROM_N, fit_wholenet, within
 from edgenas.latency.measurements import read_hwnasbench, read_nnmeter_log
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -83,7 +83,12 @@ def main():
         archs, y = [n.arch for n in nets], np.array([n.latency_ms for n in nets])
         row = {"dataset": label, "device": name, "key": key, "n_networks": len(nets),
                "n_disconnected_left_out": len(ms.nets) - len(nets), "sha256": ms.sha256,
-               "curves": {lv: curve(archs, y, ns, args.seeds, lv) for lv in levels}}
+               "curves": {}}
+        for lv in levels:
+            # level auto is additive below RESIDUAL_FROM_N networks: reuse those cells instead of refitting
+            reuse = row["curves"].get("additive", {}) if lv == "auto" else {}
+            todo = [n for n in ns if not (n < RESIDUAL_FROM_N and n in reuse)]
+            row["curves"][lv] = {**{n: reuse[n] for n in ns if n not in todo}, **curve(archs, y, todo, args.seeds, lv)}
         rows.append(row)
         print(label, {lv: {n: round(c["mean"], 1) for n, c in row["curves"][lv].items()} for lv in levels}, flush=True)
     meta = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "machine": platform.platform(),
