@@ -203,3 +203,67 @@ def export_table(
     t = TableStore(tables_dir).load(device, backend, missing_ok=False).select(batch=batch)
     atomic_write_text(out, export_proxylessnas(t))
     console.print(f"wrote {len(t)} entries to {out}")
+
+
+MEAS_FORMAT = typer.Option("generic", "--format", help="Measurements format: generic (genotype,latency_ms[,batch,"
+                                                       "threads] CSV), nnmeter (nn-Meter *-nasbench201-log.csv), "
+                                                       "hwnasbench (HW-NAS-Bench-360 dataset.parquet).")
+CONFIGS = typer.Option(None, "--configs", help="nnmeter: nasbench201-configs.json (default: beside the log).")
+ARCH_STRINGS = typer.Option(None, "--arch-strings", help="hwnasbench: CSV arch_idx,arch_str of NAS-Bench-201.")
+ROW = typer.Option(None, "--row", help="hwnasbench: DEVICE/FRAMEWORK/TASK, e.g. pi5/litert/cifar100.")
+
+
+@app.command("fit")
+def fit(
+    device: str = typer.Option(..., "--device", "-d", help="Device to file the model under (any name; "
+                                                          "no device profile is needed)."),
+    backend: str = typer.Option(..., "--backend", "-b", help="Runtime the networks were measured with."),
+    measurements: Path = typer.Option(..., "--measurements", "-m", help="Whole-network measurements file."),
+    space: Optional[str] = typer.Option(None, "--space", help="Space of the genotypes (nb201, darts, proxyless); "
+                                                              "default: read from the file."),
+    fmt: str = MEAS_FORMAT, configs: Optional[Path] = CONFIGS, arch_strings: Optional[Path] = ARCH_STRINGS,
+    row: Optional[str] = ROW,
+    level: str = typer.Option("auto", "--level", help="auto, additive, fusion or residual (see edgenas.latency.fit)."),
+    batch: int = typer.Option(1, "--batch", help="Batch the networks were measured at (generic CSV: its column)."),
+    threads: Optional[int] = typer.Option(None, "--threads"),
+    seed: int = typer.Option(0, "--seed"),
+    tables_dir: Optional[Path] = TABLES_DIR, as_json: bool = JSON,
+):
+    """Learn a device's latency from N measured whole networks; store the model beside its op table.
+
+    The model is used by 'edgenas predict' (also --many) and scored by 'edgenas verify --measurements'.
+
+    Examples:
+      edgenas tables fit -d my-board -b tflite --measurements nets.csv
+      edgenas tables fit -d pixel4-cpu -b tflite --format nnmeter -m cpu-nasbench201-log.csv
+    """
+    from edgenas.latency.fit import fit_wholenet
+    from edgenas.latency.measurements import net_features, read_measurements
+    from edgenas.latency.wholenet_store import WholeNetStore
+
+    store = TableStore(tables_dir)
+    store.path(device, backend)  # validates the names before any work
+    ms = read_measurements(measurements, fmt, space, configs, arch_strings, row)
+    if space and ms.space != space:
+        raise InputError(f"{measurements} holds {ms.space} genotypes, not {space}")
+    nets = ms.nets
+    if fmt == "generic":
+        batches = {n.batch for n in nets}
+        tcounts = {n.threads for n in nets}
+        if len(batches) > 1 or len(tcounts) > 1:
+            raise InputError(f"{measurements} mixes batch sizes {sorted(batches)} or thread counts; "
+                             "fit one file per (batch, threads)")
+        batch, threads = batches.pop(), (tcounts.pop() or threads)
+    model = fit_wholenet([net_features(n, batch) for n in nets], [n.latency_ms for n in nets], space=ms.space,
+                         level=level, seed=seed)
+    prov = {**ms.provenance(), "space": ms.space, "batch": batch, "threads": threads, "level": model.level,
+            "pruning": model.pruning, "fit_within_10pct": model.meta["fit_within_10pct"],
+            "fit_mape_pct": model.meta["fit_mape_pct"], "cv_within_10pct": model.meta.get("cv_within_10pct"),
+            "training_genotypes": sorted({n.genotype for n in nets})}
+    path = WholeNetStore(store).put(device, backend, model, prov, batch, threads)
+    result = {"device": device, "backend": backend, "space": ms.space, "batch": batch, "threads": threads,
+              "file": str(path), **{k: v for k, v in prov.items() if k != "training_genotypes"}}
+    emit(result, as_json, lambda r: console.print(
+        f"fitted {r['level']} model ({r['pruning']} pruning) on {r['n']} {r['space']} networks from {r['source']}: "
+        f"fit {100 * r['fit_within_10pct']:.1f}% within ±10%, MAPE {r['fit_mape_pct']:.1f}%; "
+        f"cross-validated (linear part) {100 * (r['cv_within_10pct'] or 0):.1f}% -> {r['file']}"))

@@ -235,3 +235,36 @@ def write_generic_csv(nets, path) -> Path:
 
 def is_nb201(arch) -> bool:
     return isinstance(arch, Nb201Arch)
+
+
+def read_measurements(path, fmt: str = "generic", space: str | None = None, configs=None, arch_strings=None,
+                      row: str | None = None) -> MeasurementSet:
+    """Any supported measurements file. ``nnmeter`` finds ``nasbench201-configs.json`` beside the log unless
+    ``configs`` is given; ``hwnasbench`` needs ``arch_strings`` (index -> arch_str CSV) and ``row``
+    (``device/framework/task``, e.g. ``pi5/litert/cifar100``)."""
+    path = Path(path)
+    if fmt == "generic":
+        return read_generic_csv(path, space)
+    if fmt == "nnmeter":
+        return read_nnmeter_log(path, configs or path.parent / "nasbench201-configs.json")
+    if fmt == "hwnasbench":
+        if not arch_strings or not row:
+            raise InputError("--format hwnasbench needs --arch-strings FILE (arch_idx,arch_str) and "
+                             "--row DEVICE/FRAMEWORK/TASK (e.g. pi5/litert/cifar100)")
+        parts = row.split("/")
+        if len(parts) != 3:
+            raise InputError(f"--row must be DEVICE/FRAMEWORK/TASK, got {row!r}")
+        return read_hwnasbench(path, arch_strings, *parts)
+    raise InputError(f"unknown measurements format {fmt!r} (formats: {', '.join(FORMATS)})")
+
+
+def net_features(net: MeasuredNet, batch: int = 1):
+    """What ``edgenas.latency.fit`` takes for one network: the NB201 cell, or op-key counts for other spaces."""
+    if isinstance(net.arch, Nb201Arch):
+        return net.arch
+    g = net.arch
+    sp = g.resolve()
+    counts: dict[str, float] = {"const": 1.0}
+    for spec in sp.op_specs(g.arch):
+        counts[spec.key] = counts.get(spec.key, 0.0) + 1.0
+    return counts
