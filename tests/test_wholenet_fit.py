@@ -133,3 +133,31 @@ def test_hwnasbench_reader_dedups_and_runtime_keeps_convs_on_zero_nodes(shared_d
     m = fit_wholenet(archs[:500], y[:500], level="additive")
     assert m.pruning == "output"
     assert within(m.predict_many(archs[500:]), y[500:], 0.10) >= 0.93
+
+
+def test_generic_csv_with_darts_genotypes_fits_over_op_keys(cli, tmp_path):
+    import csv
+    import random
+
+    from conftest import DARTS_V2
+    from edgenas.spaces import create_space
+
+    sp = create_space("darts", "small")
+    rng = random.Random(0)
+    with open(tmp_path / "darts.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["genotype", "latency_ms"])
+        for _ in range(30):
+            a = sp.sample(rng)
+            w.writerow([sp.genotype(a).to_json().replace("\n", ""),
+                        1.0 + 0.1 * sum("conv" in s.op for s in sp.op_specs(a))])
+    tables = tmp_path / "tables"
+    code, out, err = cli("tables", "fit", "-d", "other-board", "-b", "onnxruntime", "-m", tmp_path / "darts.csv",
+                         "--tables-dir", tables, "--json")
+    assert code == 0, err
+    assert json.loads(out)["space"] == "darts"
+    (tmp_path / "one.csv").write_text("genotype,latency_ms\n" + '"' + DARTS_V2 + '",1.0\n')
+    code, out, err = cli("predict", "--many", tmp_path / "one.csv", "-d", "other-board", "-b", "onnxruntime",
+                         "--tables-dir", tables, "--json")
+    # the paper's network is another config (C=36, 20 cells): its op keys were never fitted, so it is refused
+    assert code == 2 and "not fitted on" in err

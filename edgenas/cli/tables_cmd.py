@@ -264,6 +264,8 @@ def fit(
     result = {"device": device, "backend": backend, "space": ms.space, "batch": batch, "threads": threads,
               "file": str(path), **{k: v for k, v in prov.items() if k != "training_genotypes"}}
     emit(result, as_json, lambda r: console.print(
-        f"fitted {r['level']} model ({r['pruning']} pruning) on {r['n']} {r['space']} networks from {r['source']}: "
+        f"fitted {r['level']} model "
+        f"({r['pruning'] + ' pruning' if r['space'] == 'nb201' else 'over op keys'}) on {r['n']} {r['space']} networks "
+        f"from {r['source']}: "
         f"fit {100 * r['fit_within_10pct']:.1f}% within ±10%, MAPE {r['fit_mape_pct']:.1f}%; "
         f"cross-validated (linear part) {100 * (r['cv_within_10pct'] or 0):.1f}% -> {r['file']}"))

@@ -117,6 +117,12 @@ class WholeNetModel:
         feats = [self._features(a) for a in archs]
         out = np.full(len(feats), float(self.disconnected_ms))
         ok = [k for k, f in enumerate(feats) if f is not None]
+        if ok and self.space != "nb201":
+            known = set(self.names)
+            unknown = sorted({n for k in ok for n, v in feats[k].items() if v and n not in known})
+            if unknown:
+                raise InputError(f"{len(unknown)} op key(s) the {self.space} whole-network model was not fitted on "
+                                 f"(another space config?), e.g. {unknown[0]}; fit on networks of this config")
         if ok:
             x = _dense([feats[k] for k in ok], self.names)
             y = x @ np.asarray(self.coef)
