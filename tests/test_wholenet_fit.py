@@ -161,3 +161,23 @@ def test_generic_csv_with_darts_genotypes_fits_over_op_keys(cli, tmp_path):
                          "--tables-dir", tables, "--json")
     # the paper's network is another config (C=36, 20 cells): its op keys were never fitted, so it is refused
     assert code == 2 and "not fitted on" in err
+
+
+def test_prior_from_op_latencies_is_used_as_far_as_cross_validation_trusts_it():
+    from edgenas.latency.fit import nb201_prior
+    from edgenas.spaces import create_space
+
+    sp = create_space("nb201", "small")
+    cost = {"none": 0.0, "skip_connect": 0.0, "nor_conv_1x1": 0.02, "nor_conv_3x3": 0.05, "avg_pool_3x3": 0.01}
+    prior = nb201_prior(sp, lambda specs: {s.key: cost[s.op] if s.op in cost else 0.1 for s in specs})
+    assert prior["op:nor_conv_3x3"] == pytest.approx(3 * 0.05) and prior["const"] == pytest.approx(0.4)
+    archs = [a for a in _random_archs(300, seed=5) if a.connected]
+    rng = np.random.default_rng(0)
+    for scale in (1.0, 1.3):  # a table that is right, and one 30% off: neither may hurt
+        y = np.array([scale * (0.4 + sum(3 * cost[op] for op in a.live_ops())) for a in archs])
+        y *= rng.uniform(0.97, 1.03, len(y))
+        acc = {}
+        for name, pr in (("with", prior), ("without", None)):
+            m = fit_wholenet(archs[:20], y[:20], level="additive", prior=pr, pruning="path")
+            acc[name] = within(m.predict_many(archs[20:]), y[20:], 0.10)
+        assert acc["with"] >= acc["without"] - 0.02 and acc["with"] >= 0.9, (scale, acc)

@@ -227,6 +227,11 @@ def fit(
     batch: int = typer.Option(1, "--batch", help="Batch the networks were measured at (generic CSV: its column)."),
     threads: Optional[int] = typer.Option(None, "--threads"),
     seed: int = typer.Option(0, "--seed"),
+    prior_table: bool = typer.Option(False, "--prior-table", help="nb201: start from this device/backend's op table "
+                                     "(profiled or imported): the fit shrinks toward its op latencies, as strongly "
+                                     "as cross-validation says."),
+    preset: Optional[str] = typer.Option(None, "--preset", help="--prior-table: the space preset the networks were "
+                                         "measured at (nb201 default: cifar10)."),
     tables_dir: Optional[Path] = TABLES_DIR, as_json: bool = JSON,
 ):
     """Learn a device's latency from N measured whole networks; store the model beside its op table.
@@ -254,12 +259,23 @@ def fit(
             raise InputError(f"{measurements} mixes batch sizes {sorted(batches)} or thread counts; "
                              "fit one file per (batch, threads)")
         batch, threads = batches.pop(), (tcounts.pop() or threads)
+    prior = None
+    if prior_table:
+        if ms.space != "nb201":
+            raise InputError("--prior-table is supported for nb201 networks only")
+        from edgenas.latency.fit import nb201_prior
+        from edgenas.latency.predictor import LatencyPredictor
+        from edgenas.spaces import create_space
+
+        sp = create_space("nb201", preset)
+        pred = LatencyPredictor.load(device, backend, sp, batch, threads, "fp32", store)
+        prior = nb201_prior(sp, pred.op_ms)
     model = fit_wholenet([net_features(n, batch) for n in nets], [n.latency_ms for n in nets], space=ms.space,
-                         level=level, seed=seed)
+                         level=level, seed=seed, prior=prior)
     prov = {**ms.provenance(), "space": ms.space, "batch": batch, "threads": threads, "level": model.level,
             "pruning": model.pruning, "fit_within_10pct": model.meta["fit_within_10pct"],
             "fit_mape_pct": model.meta["fit_mape_pct"], "cv_within_10pct": model.meta.get("cv_within_10pct"),
-            "training_genotypes": sorted({n.genotype for n in nets})}
+            "prior_table": bool(prior), "training_genotypes": sorted({n.genotype for n in nets})}
     path = WholeNetStore(store).put(device, backend, model, prov, batch, threads)
     result = {"device": device, "backend": backend, "space": ms.space, "batch": batch, "threads": threads,
               "file": str(path), **{k: v for k, v in prov.items() if k != "training_genotypes"}}

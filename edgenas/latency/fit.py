@@ -271,7 +271,7 @@ def _solve(x, y, p, group, lams) -> np.ndarray:
     unit-free: ``lam`` = 1 weighs a coefficient like one training network.
     """
     scale = float(np.median(y))
-    pen = np.array([{"base": 1e-6}.get(g, lams.get(g, 0.0)) for g in group])
+    pen = np.array([lams.get(g, 1e-6 if g == "base" else 0.0) for g in group])
     a = np.vstack([x / y[:, None], np.diag(np.sqrt(pen)) / scale])
     b = np.concatenate([np.ones(len(y)), np.sqrt(pen) * p / scale])
     coef, *_ = np.linalg.lstsq(a, b, rcond=None)
@@ -282,9 +282,11 @@ def _choose_ridge(x, y, p, group, level, seed, folds: int = 5) -> dict:
     """Penalties picked by k-fold cross-validation on the training networks (share within ±10%, then MAPE)."""
     grids = [{"edge": le} for le in _GRID] if level == "additive" else \
         [{"edge": le, "pair": lp} for le in _GRID for lp in _GRID]
+    if np.any(p):  # a prior (op table): also choose how strongly the op-level terms are pulled toward it
+        grids = [{**g, "base": lb} for g in grids for lb in (1e-6, 1e-1, 10.0)]
     n = len(y)
-    if n < 2 * folds:
-        return grids[len(grids) // 2], (0.0, 0.0)
+    if n < 2 * folds:  # too few to cross-validate: a middle penalty, and a prior only weakly trusted
+        return {**grids[len(grids) // 2], "base": 1e-6}, (0.0, 0.0)
     fold = np.random.default_rng(seed).permutation(n) % folds
     best, best_key = grids[0], None
     for lams in grids:
@@ -297,6 +299,20 @@ def _choose_ridge(x, y, p, group, level, seed, folds: int = 5) -> dict:
         if best_key is None or key < best_key:
             best, best_key = lams, key
     return best, best_key
+
+
+def nb201_prior(space, op_ms) -> dict[str, float]:
+    """Per-feature prior latencies for an ``nb201`` space from an op table: ``op_ms(specs) -> {key: ms}``.
+
+    ``const`` = stem + reduction blocks + head; ``op:<op>`` = that op on one edge of every cell. Edge
+    terms are deviations from their op's mean, so their prior stays 0."""
+    fixed = space.fixed_specs()
+    prior = {"const": sum(op_ms(fixed)[s.key] for s in fixed)}
+    for op in NB201_OPS:
+        specs = [space._edge_spec(op, c, s) for c, s in space._stages() for _ in range(space.config.cells_per_stage)]
+        ms = op_ms(specs)
+        prior[f"op:{op}"] = sum(ms[s.key] for s in specs)
+    return prior
 
 
 # -- scores ---------------------------------------------------------------------------------------------
