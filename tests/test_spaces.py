@@ -176,3 +176,12 @@ def test_nb201_cifar10_network_layout():
     assert sum(s.op == "nor_conv_3x3" for s in specs) == 6 * 15
     assert {s.in_shape for s in specs if s.op == "nor_conv_3x3"} == {(32, 32, 16), (16, 16, 32), (8, 8, 64)}
     assert sp.build(arch).eval()(torch.randn(1, 3, 32, 32)).shape == (1, 10)
+
+
+def test_nb201_parameter_counts_match_the_benchmark():
+    # NAS-Bench-201 CIFAR-10 networks range from 0.073 M to 1.53 M parameters
+    sp = create_space("nb201")
+    big = sp.parse_arch("|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|")
+    small = sp.parse_arch("|none~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|")
+    assert round(count_params(sp.build(big)) / 1e6, 2) == 1.53
+    assert round(count_params(sp.build(small)) / 1e6, 3) == 0.073
