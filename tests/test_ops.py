@@ -10,7 +10,7 @@ from edgenas.ops import OpSpec, build_op, is_zero_cost
 from edgenas.ops.darts_ops import PRIMITIVES, ExactAvgPool
 from edgenas.spaces import create_space
 
-SMALL = [("darts", "small"), ("darts", "small32"), ("proxyless", "small"), ("proxyless", "small32")]
+SMALL = [("darts", "small"), ("darts", "small32"), ("proxyless", "small"), ("proxyless", "small32"), ("nb201", "small")]
 
 
 def _all_specs():
@@ -28,7 +28,7 @@ def test_op_output_shape_matches_spec(spec):
     with torch.no_grad():
         y = m(torch.randn(2, c, h, w))
     oh, ow, oc = spec.out_shape
-    expected = (2, oc) if spec.op == "Logits" else (2, oc, oh, ow)
+    expected = (2, oc) if spec.op in ("Logits", "nb201_head") else (2, oc, oh, ow)
     assert tuple(y.shape) == expected
 
 

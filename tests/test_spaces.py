@@ -14,7 +14,7 @@ from edgenas.spaces import create_space, list_spaces, load_genotype
 
 from conftest import DARTS_V2
 
-PRESETS = [("darts", "small"), ("darts", "small32"), ("proxyless", "small"), ("proxyless", "small32")]
+PRESETS = [("darts", "small"), ("darts", "small32"), ("proxyless", "small"), ("proxyless", "small32"), ("nb201", "small")]
 
 
 def test_registry_lists_both_spaces():
@@ -150,3 +150,38 @@ def test_naive_mode_computes_every_candidate():
     for h in hooks:
         h.remove()
     assert len(calls) == sum(len(l.options) for l in sp.layers())
+
+
+def test_nb201_arch_str_genotype_and_dead_edges_are_not_built():
+    from edgenas.ops.darts_ops import ReLUConvBN
+
+    arch_str = "|nor_conv_3x3~0|+|nor_conv_1x1~0|none~1|+|skip_connect~0|none~1|none~2|"  # 0->1, 0->2 are dead
+    g = load_genotype(arch_str)
+    assert g.space == "nb201" and g.resolve().arch_to_json(g.arch) == arch_str
+    assert load_genotype(g.to_json()).arch == g.arch
+    sp = g.resolve()
+    net = sp.build(g.arch)
+    convs = sum(isinstance(m, ReLUConvBN) for m in net.modules())
+    specs = sp.op_specs(g.arch)
+    assert not any(s.op.startswith("nor_conv") for s in specs)  # only the skip edge is live
+    assert convs == 2 * 2  # the two reduction blocks' ReLU-Conv-BNs, no cell conv
+    x = torch.randn(1, *sp.input_shape)
+    assert net.eval()(x).shape == (1, 10)
+
+
+def test_nb201_cifar10_network_layout():
+    sp = create_space("nb201")
+    arch = sp.parse_arch("|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|")
+    specs = sp.op_specs(arch)
+    assert sum(s.op == "nor_conv_3x3" for s in specs) == 6 * 15
+    assert {s.in_shape for s in specs if s.op == "nor_conv_3x3"} == {(32, 32, 16), (16, 16, 32), (8, 8, 64)}
+    assert sp.build(arch).eval()(torch.randn(1, 3, 32, 32)).shape == (1, 10)
+
+
+def test_nb201_parameter_counts_match_the_benchmark():
+    # NAS-Bench-201 CIFAR-10 networks range from 0.073 M to 1.53 M parameters
+    sp = create_space("nb201")
+    big = sp.parse_arch("|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|")
+    small = sp.parse_arch("|none~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|")
+    assert round(count_params(sp.build(big)) / 1e6, 2) == 1.53
+    assert round(count_params(sp.build(small)) / 1e6, 3) == 0.073

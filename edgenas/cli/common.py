@@ -9,7 +9,7 @@ import typer
 from edgenas.spaces import load_genotype
 
 JSON = typer.Option(False, "--json", help="Print one JSON object instead of tables.")
-SPACE = typer.Option(None, "--space", help="Search space (darts, proxyless); see 'edgenas spaces'.")
+SPACE = typer.Option(None, "--space", help="Search space (darts, proxyless, nb201); see 'edgenas spaces'.")
 PRESET = typer.Option(None, "--preset", help="Space preset (e.g. small, mobile, cifar10); see 'edgenas spaces'.")
 CHANNELS = typer.Option(None, "--channels", help="DARTS: initial channels C (e.g. 36 for the paper's CIFAR-10 net).")
 LAYERS = typer.Option(None, "--layers", help="DARTS: number of cells (e.g. 20 for the paper's CIFAR-10 net).")

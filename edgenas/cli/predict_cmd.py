@@ -12,6 +12,7 @@ from edgenas.cli import common
 from edgenas.cli._output import console, emit
 from edgenas.cli.progress import progress_bar
 from edgenas.devices import get_profile
+from edgenas.errors import EdgeNASError, InputError
 from edgenas.latency.predictor import LatencyPredictor
 from edgenas.latency.store import TableStore
 from edgenas.profiling.base import create_backend
@@ -33,7 +34,11 @@ def _progress_cb(bar, task):
 
 
 def predict(
-    genotype: str = typer.Argument(..., help="Genotype file, run directory, JSON or DARTS text."),
+    genotype: Optional[str] = typer.Argument(None, help="Genotype file, run directory, JSON, DARTS text or NB201 "
+                                                        "arch_str."),
+    many: Optional[Path] = typer.Option(None, "--many", help="CSV with a 'genotype' column: predict every row in "
+                                                             "one process (other columns are kept)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="--many: write the predictions as CSV here."),
     device: str = DEVICE, backend: str = BACKEND, batch: int = BATCH, threads: Optional[int] = THREADS,
     precision: str = typer.Option("fp32", "--precision"), space: Optional[str] = common.SPACE,
     preset: Optional[str] = common.PRESET, channels: Optional[int] = common.CHANNELS,
@@ -41,8 +46,36 @@ def predict(
 ):
     """Predicted latency of a genotype on a device, with the per-op breakdown.
 
-    Example: edgenas predict run/genotype.json --device x86-64-host --backend onnxruntime --batch 1
+    A whole-network model fitted with 'edgenas tables fit' for this device, backend, space and batch is
+    used when there is one; otherwise the op table with its calibration.
+
+    Examples:
+      edgenas predict run/genotype.json --device x86-64-host --backend onnxruntime --batch 1
+      edgenas predict --many nets.csv --device my-board --backend tflite --out predicted.csv
     """
+    if many is not None:
+        return _predict_many(many, out, device, backend, batch, threads, precision, space, preset, tables_dir, as_json)
+    if genotype is None:
+        raise InputError("give a GENOTYPE or --many FILE.csv")
+    from edgenas.latency.measurements import parse_genotype_text
+    from edgenas.latency.wholenet_store import WholeNetStore
+    from edgenas.spaces.nb201_arch import looks_like_arch_str
+
+    if looks_like_arch_str(genotype) or (space == "nb201"):
+        text = Path(genotype).read_text().strip() if Path(genotype).is_file() else genotype
+        sp_name, arch = parse_genotype_text(text, "nb201")
+        found = WholeNetStore(TableStore(tables_dir)).get(device, backend, "nb201", batch, threads)
+        if found is not None:
+            model, prov = found
+            ms = model.predict(arch)
+            result = {"device": device, "backend": backend, "batch": batch, "space": "nb201",
+                      "genotype": arch.to_arch_str(), "predicted_ms": ms, "model": "wholenet",
+                      "level": model.level, "pruning": model.pruning, "provenance":
+                          {k: v for k, v in prov.items() if k != "training_genotypes"}}
+            emit(result, as_json, lambda r: console.print(
+                f"[bold]predicted {r['predicted_ms']:.3f} ms[/bold] on {device}/{backend} batch {batch} "
+                f"(whole-network {r['level']} model fitted on {prov.get('n')} networks of {prov.get('source')})"))
+            return
     g, sp = common.resolve_genotype(genotype, space, preset, channels=channels, layers=layers)
     pred = LatencyPredictor.load(device, backend, sp, batch, threads, precision, TableStore(tables_dir))
     p = pred.predict(sp, g.arch)
@@ -67,6 +100,72 @@ def predict(
         for row in r["breakdown"][:25]:
             t.add_row(f"{row['ms_total']:.4f}", str(row["count"]), f"{row['ms_each']:.4f}", row["op_key"])
         console.print(t)
+
+    emit(result, as_json, render)
+
+
+def _predict_many(path, out, device, backend, batch, threads, precision, space, preset, tables_dir, as_json):
+    import csv
+    import io
+
+    from edgenas.latency.measurements import MeasuredNet, net_features, parse_genotype_text
+    from edgenas.latency.wholenet_store import WholeNetStore
+
+    if not Path(path).is_file():
+        raise InputError(f"no such file: {path}")
+    rows = list(csv.DictReader(io.StringIO(Path(path).read_text())))
+    if not rows or "genotype" not in rows[0]:
+        raise InputError(f"{path}: needs a header with a 'genotype' column")
+    parsed, bad = [], []
+    for ln, r in enumerate(rows, start=2):
+        try:
+            parsed.append(parse_genotype_text(r["genotype"], space))
+        except EdgeNASError as e:
+            bad.append(f"line {ln}: {e}")
+    if bad:
+        raise InputError(f"{path}: {len(bad)} row(s) do not parse ({'; '.join(bad[:5])}); nothing was predicted")
+    spaces = {s for s, _ in parsed}
+    if len(spaces) != 1:
+        raise InputError(f"{path} mixes spaces {sorted(spaces)}")
+    sp_name = spaces.pop()
+    found = WholeNetStore(TableStore(tables_dir)).get(device, backend, sp_name, batch, threads)
+    if found is not None:
+        model, prov = found
+        feats = [net_features(MeasuredNet(r["genotype"], 0.0, a, s, batch)) for r, (s, a) in zip(rows, parsed)]
+        preds = [float(v) for v in model.predict_many(feats)]
+        how = f"whole-network {model.level} model ({prov.get('n')} networks of {prov.get('source')})"
+    else:
+        pred = None
+        preds = []
+        for s, g in parsed:
+            if sp_name == "nb201":
+                raise InputError(f"no whole-network model for nb201 on {device}/{backend} batch {batch}: "
+                                 f"fit one with 'edgenas tables fit --device {device} --backend {backend} "
+                                 "--measurements FILE'")
+            sp = g.resolve()
+            pred = pred or LatencyPredictor.load(device, backend, sp, batch, threads, precision, TableStore(tables_dir))
+            preds.append(pred.predict(sp, g.arch).predicted_ms)
+        how = "op table" + (" (calibrated)" if pred and pred.calibration.calibrated else "")
+    for r, p in zip(rows, preds):
+        r["predicted_ms"] = f"{p:.6g}"
+    if out is not None:
+        from edgenas.io import atomic_write_text
+
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=list(rows[0].keys()), lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)
+        atomic_write_text(out, buf.getvalue())
+    result = {"device": device, "backend": backend, "batch": batch, "space": sp_name, "n": len(rows), "model": how,
+              "out": str(out) if out else None,
+              "predictions": [{"genotype": r["genotype"], "predicted_ms": p} for r, p in zip(rows, preds)]}
+
+    def render(r):
+        if out is not None:
+            console.print(f"predicted {r['n']} networks with the {how} -> {out}")
+        else:
+            for row in r["predictions"]:
+                console.print(f"{row['predicted_ms']:.4f}  {row['genotype']}")
 
     emit(result, as_json, render)
 
@@ -101,6 +200,15 @@ def calibrate(
 
 def verify(
     device: str = DEVICE, backend: str = BACKEND, space: str = typer.Option("darts", "--space"),
+    measurements: Optional[Path] = typer.Option(None, "--measurements", "-m", help="Score the whole-network model "
+                                                "fitted for this device on these measured networks instead of "
+                                                "measuring here (networks it was fitted on are left out)."),
+    fmt: str = typer.Option("generic", "--format", help="--measurements format: generic, nnmeter, hwnasbench."),
+    configs: Optional[Path] = typer.Option(None, "--configs", help="nnmeter: nasbench201-configs.json."),
+    arch_strings: Optional[Path] = typer.Option(None, "--arch-strings", help="hwnasbench: arch_idx,arch_str CSV."),
+    row: Optional[str] = typer.Option(None, "--row", help="hwnasbench: DEVICE/FRAMEWORK/TASK."),
+    learning_curve: bool = typer.Option(False, "--learning-curve", help="--measurements: also fit on N = 20, 50, "
+                                        "100, 200, 500 networks of the file and score the rest (3 splits each)."),
     preset: str = typer.Option("small", "--preset"), batch: int = BATCH, threads: Optional[int] = THREADS,
     n: int = typer.Option(50, "--n", help="Held-out random networks to measure and score."),
     seed: int = typer.Option(0, "--seed"),
@@ -122,8 +230,13 @@ def verify(
     By default the truth is independent of edgenas's own scale: each exported model timed plainly
     with its runtime in fresh processes (the fastest of 3), so a wrong millisecond scale is an error.
 
-    Example: edgenas verify --device x86-64-host --backend onnxruntime --space darts --batch 1 --n 50
+    Examples:
+      edgenas verify --device x86-64-host --backend onnxruntime --space darts --batch 1 --n 50
+      edgenas verify --device my-board --backend tflite --measurements held_out.csv --learning-curve
     """
+    if measurements is not None:
+        return _verify_measurements(device, backend, measurements, fmt, configs, arch_strings, row, batch, threads,
+                                    learning_curve, plot, tables_dir, as_json)
     from edgenas.latency.verify import calibrate as run_calibrate, verify as run_verify
     from edgenas.profiling.runner import check_local_device
 
@@ -162,5 +275,50 @@ def verify(
                       f"bias {100 * raw['bias']:+.0f}%)")
         console.print(f"  calibration: {r['calibration']['model']} on {r['calibration']['n_networks']} networks; "
                       f"plot: {r['plot']}")
+
+    emit(result, as_json, render)
+
+
+def _verify_measurements(device, backend, path, fmt, configs, arch_strings, row, batch, threads, learning_curve,
+                         plot, tables_dir, as_json):
+    from edgenas.latency.measurements import read_measurements
+    from edgenas.latency.wholenet_store import WholeNetStore
+    from edgenas.latency.wholenet_verify import learning_curve as run_curve, scatter_png, score_model
+
+    ms = read_measurements(path, fmt, None, configs, arch_strings, row)
+    found = WholeNetStore(TableStore(tables_dir)).get(device, backend, ms.space, batch, threads)
+    result = {"device": device, "backend": backend, "batch": batch, "space": ms.space, "measurements": str(path),
+              "sha256": ms.sha256}
+    if found is not None:
+        model, prov = found
+        trained = set(prov.get("training_genotypes") or [])
+        metrics, pred, true, nets = score_model(model, ms, exclude=trained)
+        if not nets:
+            raise InputError(f"every network of {path} was used to fit the model: give held-out measurements")
+        plot = plot or Path(f"verify-{device}-{backend}-{ms.space}-b{batch}.png")
+        scatter_png(pred, true, plot, f"{device}/{backend} {ms.space}: {metrics['n']} held-out networks, "
+                                      f"{100 * metrics['within_10pct']:.1f}% within ±10%")
+        result.update({**metrics, "left_out_as_trained": len(ms.nets) - len(nets) if trained else 0,
+                       "model": {"level": model.level, "pruning": model.pruning,
+                                 **{k: v for k, v in prov.items() if k != "training_genotypes"}},
+                       "plot": str(plot)})
+    elif not learning_curve:
+        raise InputError(f"no whole-network model for {ms.space} on {device}/{backend} batch {batch}: fit one with "
+                         f"'edgenas tables fit --device {device} --backend {backend} --measurements FILE', "
+                         "or pass --learning-curve")
+    if learning_curve:
+        result["learning_curve"] = run_curve(ms)
+
+    def render(r):
+        if "within_10pct" in r:
+            console.print(f"[bold]{device}/{backend} {r['space']}: {r['n']} held-out networks[/bold] "
+                          f"(left out {r['left_out_as_trained']} the model was fitted on)")
+            console.print(f"  within ±5%: {100 * r['within_5pct']:.1f}%   within ±10%: {100 * r['within_10pct']:.1f}%   "
+                          f"MAPE {r['mape_pct']:.1f}%   Spearman {r.get('spearman', float('nan')):.3f}   "
+                          f"Kendall tau {r.get('kendall_tau', float('nan')):.3f}   plot: {r['plot']}")
+        for c in r.get("learning_curve", []):
+            console.print(f"  N={c['n']:>4}: {100 * c['within_10pct']:.1f}% within ±10% "
+                          f"[{100 * c['within_10pct_min']:.1f}-{100 * c['within_10pct_max']:.1f}] over {c['seeds']} "
+                          f"splits, MAPE {c['mape_pct']:.1f}%, {c['held_out']} held out")
 
     emit(result, as_json, render)

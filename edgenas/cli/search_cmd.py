@@ -20,7 +20,7 @@ def search(
     target_ms: float = typer.Option(..., "--target-ms", help="Latency target in ms (batch --batch on the device)."),
     strategy: str = typer.Option("proxyless", "--strategy", "-s",
                                  help="proxyless | darts | enas | spos | random"),
-    space: str = typer.Option("proxyless", "--space", help="darts or proxyless."),
+    space: str = typer.Option("proxyless", "--space", help="darts, proxyless or nb201."),
     preset: str = typer.Option("small", "--preset", help="Space preset; its ops must be in the table."),
     data: str = typer.Option("fashion-mnist", "--data",
                              help="fashion-mnist[:DIR] | cifar10:DIR | folder:DIR | synthetic (smoke tests)."),

@@ -248,3 +248,85 @@ def check(
             console.print(t)
 
     emit(rep.as_dict(), as_json, render)
+
+
+MEAS_FORMAT = typer.Option("generic", "--format", help="Measurements format: generic (genotype,latency_ms[,batch,"
+                                                       "threads] CSV), nnmeter (nn-Meter *-nasbench201-log.csv), "
+                                                       "hwnasbench (HW-NAS-Bench-360 dataset.parquet).")
+CONFIGS = typer.Option(None, "--configs", help="nnmeter: nasbench201-configs.json (default: beside the log).")
+ARCH_STRINGS = typer.Option(None, "--arch-strings", help="hwnasbench: CSV arch_idx,arch_str of NAS-Bench-201.")
+ROW = typer.Option(None, "--row", help="hwnasbench: DEVICE/FRAMEWORK/TASK, e.g. pi5/litert/cifar100.")
+
+
+@app.command("fit")
+def fit(
+    device: str = typer.Option(..., "--device", "-d", help="Device to file the model under (any name; "
+                                                          "no device profile is needed)."),
+    backend: str = typer.Option(..., "--backend", "-b", help="Runtime the networks were measured with."),
+    measurements: Path = typer.Option(..., "--measurements", "-m", help="Whole-network measurements file."),
+    space: Optional[str] = typer.Option(None, "--space", help="Space of the genotypes (nb201, darts, proxyless); "
+                                                              "default: read from the file."),
+    fmt: str = MEAS_FORMAT, configs: Optional[Path] = CONFIGS, arch_strings: Optional[Path] = ARCH_STRINGS,
+    row: Optional[str] = ROW,
+    level: str = typer.Option("auto", "--level", help="auto, additive, fusion or residual (see edgenas.latency.fit)."),
+    batch: int = typer.Option(1, "--batch", help="Batch the networks were measured at (generic CSV: its column)."),
+    threads: Optional[int] = typer.Option(None, "--threads"),
+    seed: int = typer.Option(0, "--seed"),
+    prior_table: bool = typer.Option(False, "--prior-table", help="nb201: start from this device/backend's op table "
+                                     "(profiled or imported): the fit shrinks toward its op latencies, as strongly "
+                                     "as cross-validation says."),
+    preset: Optional[str] = typer.Option(None, "--preset", help="--prior-table: the space preset the networks were "
+                                         "measured at (nb201 default: cifar10)."),
+    tables_dir: Optional[Path] = TABLES_DIR, as_json: bool = JSON,
+):
+    """Learn a device's latency from N measured whole networks; store the model beside its op table.
+
+    The model is used by 'edgenas predict' (also --many) and scored by 'edgenas verify --measurements'.
+
+    Examples:
+      edgenas tables fit -d my-board -b tflite --measurements nets.csv
+      edgenas tables fit -d pixel4-cpu -b tflite --format nnmeter -m cpu-nasbench201-log.csv
+    """
+    from edgenas.latency.fit import fit_wholenet
+    from edgenas.latency.measurements import net_features, read_measurements
+    from edgenas.latency.wholenet_store import WholeNetStore
+
+    store = TableStore(tables_dir)
+    store.path(device, backend)  # validates the names before any work
+    ms = read_measurements(measurements, fmt, space, configs, arch_strings, row)
+    if space and ms.space != space:
+        raise InputError(f"{measurements} holds {ms.space} genotypes, not {space}")
+    nets = ms.nets
+    if fmt == "generic":
+        batches = {n.batch for n in nets}
+        tcounts = {n.threads for n in nets}
+        if len(batches) > 1 or len(tcounts) > 1:
+            raise InputError(f"{measurements} mixes batch sizes {sorted(batches)} or thread counts; "
+                             "fit one file per (batch, threads)")
+        batch, threads = batches.pop(), (tcounts.pop() or threads)
+    prior = None
+    if prior_table:
+        if ms.space != "nb201":
+            raise InputError("--prior-table is supported for nb201 networks only")
+        from edgenas.latency.fit import nb201_prior
+        from edgenas.latency.predictor import LatencyPredictor
+        from edgenas.spaces import create_space
+
+        sp = create_space("nb201", preset)
+        pred = LatencyPredictor.load(device, backend, sp, batch, threads, "fp32", store)
+        prior = nb201_prior(sp, pred.op_ms)
+    model = fit_wholenet([net_features(n, batch) for n in nets], [n.latency_ms for n in nets], space=ms.space,
+                         level=level, seed=seed, prior=prior)
+    prov = {**ms.provenance(), "space": ms.space, "batch": batch, "threads": threads, "level": model.level,
+            "pruning": model.pruning, "fit_within_10pct": model.meta["fit_within_10pct"],
+            "fit_mape_pct": model.meta["fit_mape_pct"], "cv_within_10pct": model.meta.get("cv_within_10pct"),
+            "prior_table": bool(prior), "training_genotypes": sorted({n.genotype for n in nets})}
+    path = WholeNetStore(store).put(device, backend, model, prov, batch, threads)
+    result = {"device": device, "backend": backend, "space": ms.space, "batch": batch, "threads": threads,
+              "file": str(path), **{k: v for k, v in prov.items() if k != "training_genotypes"}}
+    emit(result, as_json, lambda r: console.print(
+        f"fitted {r['level']} model "
+        f"({r['pruning'] + ' pruning' if r['space'] == 'nb201' else 'over op keys'}) on {r['n']} {r['space']} networks "
+        f"from {r['source']}: "
+        f"fit {100 * r['fit_within_10pct']:.1f}% within ±10%, MAPE {r['fit_mape_pct']:.1f}%; "
+        f"cross-validated (linear part) {100 * (r['cv_within_10pct'] or 0):.1f}% -> {r['file']}"))

@@ -73,4 +73,4 @@ def build_op(spec, **kwargs):
 
 def _ensure_loaded():
     # Importing the families registers them; kept lazy so ``spec`` stays torch-free to import.
-    from edgenas.ops import darts_ops, mbconv  # noqa: F401
+    from edgenas.ops import darts_ops, mbconv, nb201_ops  # noqa: F401

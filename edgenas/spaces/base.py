@@ -189,7 +189,7 @@ def create_space(name: str, preset: str | None = None, **overrides) -> SearchSpa
 
 
 def _ensure_loaded():
-    from edgenas.spaces import darts, proxyless  # noqa: F401
+    from edgenas.spaces import darts, nb201, proxyless  # noqa: F401
 
 
 def _tuples(d: dict) -> dict:

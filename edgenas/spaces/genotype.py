@@ -101,6 +101,12 @@ def load_genotype(source: str, space: str | None = None, preset: str | None = No
         except (OSError, UnicodeDecodeError) as e:
             raise GenotypeError(f"cannot read genotype file {source}: {e}") from None
     stripped = text.strip()
+    from edgenas.spaces.nb201_arch import looks_like_arch_str
+
+    if looks_like_arch_str(stripped):  # a NAS-Bench-201 arch_str
+        if space not in (None, "nb201"):
+            raise GenotypeError(f"a NAS-Bench-201 arch_str belongs to space 'nb201', not {space!r}")
+        return genotype_from_dict({"space": "nb201", "arch": stripped}, preset=preset, overrides=overrides)
     if "Genotype" in stripped and "(" in stripped and not stripped.startswith("{"):
         from edgenas.spaces.darts import parse_darts_text
 
@@ -120,6 +126,6 @@ def load_genotype(source: str, space: str | None = None, preset: str | None = No
 
 def _looks_like_path(source: str) -> bool:
     s = source.strip()
-    if s.startswith("{") or "Genotype(" in s or "\n" in s:
+    if s.startswith(("{", "|")) or "Genotype(" in s or "\n" in s:
         return False
     return os.sep in s or s.endswith(".json") or os.path.exists(s)

@@ -1,0 +1,58 @@
+"""Fitted whole-network models, stored beside a device's op table.
+
+``<tables>/<device>/<backend>.wholenet.json`` holds one model per (space, batch, threads), each with
+its provenance: the measurements file and its sha256, its format, N, the fit error and when it was
+made. A device needs no profile to have one: a model fitted from a third-party CSV for a device
+edgenas has never seen is filed under that device name (``edgenas devices`` profiles are only needed
+to *measure* on a device).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+
+from edgenas.errors import InputError
+from edgenas.io import atomic_write_text
+from edgenas.latency.fit import WholeNetModel
+from edgenas.latency.store import TableStore
+
+
+def model_key(space: str, batch: int = 1, threads: int | None = None) -> str:
+    return f"{space}/b{batch}/t{threads if threads else 'any'}"
+
+
+class WholeNetStore:
+    def __init__(self, store: TableStore | None = None):
+        self.store = store or TableStore()
+
+    def path(self, device: str, backend: str) -> Path:
+        return self.store.path(device, backend).with_suffix(".wholenet.json")
+
+    def load_all(self, device: str, backend: str) -> dict:
+        p = self.path(device, backend)
+        if not p.is_file():
+            return {}
+        try:
+            return json.loads(p.read_text()).get("models", {})
+        except (OSError, json.JSONDecodeError) as e:
+            raise InputError(f"{p} is not a readable whole-network model file ({e}); delete it and refit") from None
+
+    def get(self, device: str, backend: str, space: str, batch: int = 1, threads: int | None = None):
+        """(model, provenance) or None; a model fitted without a thread count serves any."""
+        models = self.load_all(device, backend)
+        for key in (model_key(space, batch, threads), model_key(space, batch, None)):
+            if key in models:
+                entry = models[key]
+                return WholeNetModel.from_dict(entry["model"]), entry["provenance"]
+        return None
+
+    def put(self, device: str, backend: str, model: WholeNetModel, provenance: dict, batch: int = 1,
+            threads: int | None = None) -> Path:
+        models = self.load_all(device, backend)
+        prov = {**provenance, "fitted": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        models[model_key(model.space, batch, threads)] = {"model": model.to_dict(), "provenance": prov}
+        p = self.path(device, backend)
+        return atomic_write_text(p, json.dumps({"format": "edgenas.wholenet-models", "version": 1,
+                                                "device": device, "backend": backend, "models": models}, indent=1) + "\n")
