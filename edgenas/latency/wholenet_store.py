@@ -35,17 +35,29 @@ class WholeNetStore:
         if not p.is_file():
             return {}
         try:
-            return json.loads(p.read_text()).get("models", {})
-        except (OSError, json.JSONDecodeError) as e:
+            d = json.loads(p.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
             raise InputError(f"{p} is not a readable whole-network model file ({e}); delete it and refit") from None
+        models = d.get("models") if isinstance(d, dict) else None
+        if not isinstance(d, dict) or d.get("format") != "edgenas.wholenet-models" or not isinstance(models, dict) \
+                or not all(isinstance(e, dict) and isinstance(e.get("model"), dict)
+                           and isinstance(e.get("provenance", {}), dict) for e in models.values()):
+            raise InputError(f"{p} is not an edgenas whole-network model file (format, models); delete it and refit")
+        return models
 
     def get(self, device: str, backend: str, space: str, batch: int = 1, threads: int | None = None):
-        """(model, provenance) or None; a model fitted without a thread count serves any."""
+        """(model, provenance) or None; a model fitted without a thread count serves any.
+
+        The model is validated (data only: a file carrying a serialized object is refused)."""
         models = self.load_all(device, backend)
         for key in (model_key(space, batch, threads), model_key(space, batch, None)):
             if key in models:
                 entry = models[key]
-                return WholeNetModel.from_dict(entry["model"]), entry["provenance"]
+                try:
+                    model = WholeNetModel.from_dict(entry["model"])
+                except InputError as e:
+                    raise InputError(f"{self.path(device, backend)}: model {key}: {e}; delete it and refit") from None
+                return model, entry.get("provenance", {})
         return None
 
     def put(self, device: str, backend: str, model: WholeNetModel, provenance: dict, batch: int = 1,
