@@ -116,17 +116,20 @@ class WholeNetModel:
     residual_data: dict | None = None
     pruning: str = "path"
     meta: dict = field(default_factory=dict)
+    _fitted: tuple | None = field(default=None, repr=False, compare=False)
 
     @property
     def residual(self):
         """The fitted correction (scikit-learn), refitted from ``residual_data`` once per process."""
         if self.residual_data is None:
             return None
-        key = _residual_key(self)
-        est = _RESIDUAL_CACHE.get(key)
-        if est is None:
-            est = _RESIDUAL_CACHE[key] = _fit_residual(self)
-        return est
+        key = _residual_key(self)  # the data it is fitted from: a changed model refits
+        if self._fitted is None or self._fitted[0] != key:
+            est = _RESIDUAL_CACHE.get(key)
+            if est is None:
+                est = _RESIDUAL_CACHE[key] = _fit_residual(self)
+            self._fitted = (key, est)
+        return self._fitted[1]
 
     # -- features --------------------------------------------------------------------------------
     def _features(self, arch) -> dict[str, float] | None:
