@@ -181,3 +181,55 @@ def test_prior_from_op_latencies_is_used_as_far_as_cross_validation_trusts_it():
             m = fit_wholenet(archs[:20], y[:20], level="additive", prior=pr, pruning="path")
             acc[name] = within(m.predict_many(archs[20:]), y[20:], 0.10)
         assert acc["with"] >= acc["without"] - 0.02 and acc["with"] >= 0.9, (scale, acc)
+
+
+def _residual_model(n=240, seed=7):
+    archs = [a for a in _random_archs(n, seed) if a.connected]
+    rng = np.random.default_rng(seed)
+    y = np.array([1.0 + sum(0.4 if "conv" in op else 0.05 for op in a.live_ops())
+                  + 0.3 * (a.ops[0] == a.ops[5] == "nor_conv_3x3") for a in archs]) * rng.uniform(0.97, 1.03, len(archs))
+    return archs, fit_wholenet(archs, y, level="residual", pruning="path", seed=3)
+
+
+def test_residual_model_is_stored_as_data_and_refitted_identically():
+    from edgenas.latency import fit as fitmod
+
+    archs, m = _residual_model()
+    d = json.loads(json.dumps(m.to_dict()))
+    text = json.dumps(d)
+    assert "pickle" not in text and "b64" not in text
+    assert d["residual"]["params"]["random_state"] == 3 and len(d["residual"]["train_arch"]) == len(archs)
+    saved = m.predict_many(archs)
+    fitmod._RESIDUAL_CACHE.clear()  # force the refit a fresh process would do
+    again = type(m).from_dict(d)
+    assert np.array_equal(again.predict_many(archs), saved)
+    assert not np.allclose(again.linear_many(archs), saved)  # the correction is really used
+    assert again.residual is again.residual  # fitted once per process
+
+
+def test_wholenet_file_with_pickle_or_corruption_is_refused_in_one_line(cli, tmp_path):
+    _, m = _residual_model()
+    tables = tmp_path / "tables"
+    from edgenas.latency.store import TableStore
+    from edgenas.latency.wholenet_store import WholeNetStore
+
+    store = WholeNetStore(TableStore(tables))
+    path = store.put("dev-x", "tflite", m, {"n": 1, "source": "t.csv"})
+    good = json.loads(path.read_text())
+
+    def refused(mutate, match):
+        d = json.loads(json.dumps(good))
+        mutate(d["models"]["nb201/b1/tany"]["model"])
+        path.write_text(json.dumps(d))
+        code, out, err = cli("predict", ARCH, "-d", "dev-x", "-b", "tflite", "--tables-dir", tables)
+        assert code == 2 and len(err.strip().splitlines()) == 1, err
+        assert str(path) in err and match in err, err
+
+    refused(lambda e: e.update(residual_pickle_b64="gASV"), "never loads code")
+    refused(lambda e: e["residual"]["train_latency_ms"].__setitem__(0, -1.0), "finite latencies > 0")
+    refused(lambda e: e["coef"].pop(), "'coef'")
+    refused(lambda e: e.update(level="magic"), "'level'")
+    refused(lambda e: e["residual"]["train_arch"].__setitem__(0, "|x~0|"), "train_arch[0]")
+    path.write_text("{not json")
+    code, out, err = cli("predict", ARCH, "-d", "dev-x", "-b", "tflite", "--tables-dir", tables)
+    assert code == 2 and str(path) in err and len(err.strip().splitlines()) == 1

@@ -89,18 +89,47 @@ def _dense(rows: list[dict[str, float]], names: list[str]) -> np.ndarray:
     return x
 
 
+# The learned correction is never stored as an object (a pickle in a model file would run code when
+# loaded): the model file holds its training data, hyper-parameters and seed, and the correction is
+# refitted deterministically on load (cached per process, keyed by that data).
+RESIDUAL_ESTIMATOR = "sklearn.HistGradientBoostingRegressor"
+_RESIDUAL_CACHE: dict[str, object] = {}
+_MAX_TRAIN = 1_000_000
+_MAX_FEATURES = 100_000
+
+
+def _residual_params(n: int, seed: int) -> dict:
+    return {"max_iter": 150, "learning_rate": 0.1, "max_leaf_nodes": 15, "min_samples_leaf": max(5, n // 100),
+            "l2_regularization": 1.0, "random_state": int(seed)}
+
+
 @dataclass
 class WholeNetModel:
-    """A fitted whole-network latency model; JSON-serialisable via ``to_dict`` / ``from_dict``."""
+    """A fitted whole-network latency model; JSON-serialisable via ``to_dict`` / ``from_dict`` (data only)."""
 
     space: str
     level: str
     names: list[str]
     coef: list[float]
     disconnected_ms: float = 0.0
-    residual: object | None = None  # sklearn estimator, or None
+    # what the learned correction is fitted from, or None: {"estimator", "params", "train_arch", "train_latency_ms"}
+    residual_data: dict | None = None
     pruning: str = "path"
     meta: dict = field(default_factory=dict)
+    _fitted: tuple | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def residual(self):
+        """The fitted correction (scikit-learn), refitted from ``residual_data`` once per process."""
+        if self.residual_data is None:
+            return None
+        key = _residual_key(self)  # the data it is fitted from: a changed model refits
+        if self._fitted is None or self._fitted[0] != key:
+            est = _RESIDUAL_CACHE.get(key)
+            if est is None:
+                est = _RESIDUAL_CACHE[key] = _fit_residual(self)
+            self._fitted = (key, est)
+        return self._fitted[1]
 
     # -- features --------------------------------------------------------------------------------
     def _features(self, arch) -> dict[str, float] | None:
@@ -112,8 +141,14 @@ class WholeNetModel:
         """What the residual model sees: per edge, 1 + the executed op's index in NB201_OPS, or 0 (not executed)."""
         return _edge_codes(archs, self.pruning)
 
+    def linear_many(self, archs) -> np.ndarray:
+        """The linear part only (no learned correction); disconnected cells get ``disconnected_ms``."""
+        return self._predict(list(archs), residual=False)
+
     def predict_many(self, archs) -> np.ndarray:
-        archs = list(archs)
+        return self._predict(list(archs), residual=True)
+
+    def _predict(self, archs, residual: bool) -> np.ndarray:
         feats = [self._features(a) for a in archs]
         out = np.full(len(feats), float(self.disconnected_ms))
         ok = [k for k, f in enumerate(feats) if f is not None]
@@ -125,8 +160,8 @@ class WholeNetModel:
                                  f"(another space config?), e.g. {unknown[0]}; fit on networks of this config")
         if ok:
             x = _dense([feats[k] for k in ok], self.names)
-            y = x @ np.asarray(self.coef)
-            if self.residual is not None:
+            y = x @ np.asarray(self.coef, dtype=float)
+            if residual and self.residual_data is not None:
                 y = y * np.exp(self.residual.predict(self._codes([archs[k] for k in ok])))
             out[ok] = y
         return out
@@ -136,30 +171,108 @@ class WholeNetModel:
 
     # -- persistence -------------------------------------------------------------------------------
     def to_dict(self) -> dict:
-        d = {"format": "edgenas.wholenet-model", "version": 1, "space": self.space, "level": self.level,
+        d = {"format": "edgenas.wholenet-model", "version": 2, "space": self.space, "level": self.level,
              "pruning": self.pruning, "names": self.names, "coef": [float(c) for c in self.coef],
              "disconnected_ms": float(self.disconnected_ms), "meta": self.meta}
-        if self.residual is not None:
-            import base64
-            import pickle
-
-            d["residual_pickle_b64"] = base64.b64encode(pickle.dumps(self.residual)).decode()
+        if self.residual_data is not None:
+            d["residual"] = self.residual_data
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "WholeNetModel":
-        if d.get("format") != "edgenas.wholenet-model":
+        """Validate and load a model dict; raises InputError with one line saying what is wrong."""
+        if not isinstance(d, dict) or d.get("format") != "edgenas.wholenet-model":
             raise InputError("not an edgenas whole-network latency model")
-        residual = None
-        if d.get("residual_pickle_b64"):
-            import base64
-            import pickle
+        code = sorted(k for k in d if "pickle" in k.lower() or k.lower().endswith("_b64"))
+        if code:
+            raise InputError(f"holds a serialized object ({code[0]}); edgenas never loads code from a model file: "
+                             "refit it with 'edgenas tables fit'")
+        space, level, pruning = d.get("space"), d.get("level"), d.get("pruning", "path")
+        if not isinstance(space, str) or not space:
+            raise InputError("'space' must be a space name")
+        if level not in LEVELS:
+            raise InputError(f"'level' must be one of {', '.join(LEVELS)}, not {level!r}")
+        if pruning not in PRUNINGS:
+            raise InputError(f"'pruning' must be one of {', '.join(PRUNINGS)}, not {pruning!r}")
+        names, coef = d.get("names"), d.get("coef")
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names) or not names \
+                or len(names) > _MAX_FEATURES:
+            raise InputError("'names' must be a non-empty list of feature names")
+        if not isinstance(coef, list) or len(coef) != len(names) or not all(_is_finite(c) for c in coef):
+            raise InputError(f"'coef' must be {len(names)} finite numbers, one per name")
+        disc = d.get("disconnected_ms", 0.0)
+        if not _is_finite(disc) or disc < 0:
+            raise InputError("'disconnected_ms' must be a finite number >= 0")
+        meta = d.get("meta") or {}
+        if not isinstance(meta, dict):
+            raise InputError("'meta' must be an object")
+        residual = d.get("residual")
+        if residual is not None:
+            residual = _check_residual(residual, space)
+        return cls(space=space, level=level, names=list(names), coef=[float(c) for c in coef],
+                   disconnected_ms=float(disc), residual_data=residual, pruning=pruning, meta=dict(meta))
 
-            residual = pickle.loads(base64.b64decode(d["residual_pickle_b64"]))  # noqa: S301 (our own file)
-        return cls(space=d["space"], level=d["level"], names=list(d["names"]), coef=list(d["coef"]),
-                   disconnected_ms=float(d.get("disconnected_ms", 0.0)), residual=residual,
-                   pruning=d.get("pruning", "path"),
-                   meta=dict(d.get("meta") or {}))
+
+def _is_finite(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _check_residual(r, space: str) -> dict:
+    if space != "nb201":
+        raise InputError("a learned correction is only defined for nb201 models")
+    if not isinstance(r, dict) or r.get("estimator") != RESIDUAL_ESTIMATOR:
+        raise InputError(f"'residual.estimator' must be {RESIDUAL_ESTIMATOR!r}")
+    archs, lat, params = r.get("train_arch"), r.get("train_latency_ms"), r.get("params")
+    if not isinstance(archs, list) or not isinstance(lat, list) or len(archs) != len(lat) or not 30 <= len(lat) \
+            <= _MAX_TRAIN:
+        raise InputError("'residual.train_arch' and 'residual.train_latency_ms' must be lists of the same length "
+                         f"(30..{_MAX_TRAIN})")
+    if not all(_is_finite(v) and v > 0 for v in lat):
+        raise InputError("'residual.train_latency_ms' must hold finite latencies > 0")
+    from edgenas.errors import EdgeNASError
+    from edgenas.spaces.nb201_arch import parse_arch_str
+
+    for k, a in enumerate(archs):
+        try:
+            if not isinstance(a, str) or not parse_arch_str(a).connected:
+                raise InputError("not a connected cell")
+        except EdgeNASError as e:
+            raise InputError(f"'residual.train_arch[{k}]' is not a connected NB201 arch_str ({e})") from None
+    expected = _residual_params(len(lat), 0)
+    if not isinstance(params, dict) or set(params) != set(expected) or not all(_is_finite(v) for v in params.values()):
+        raise InputError(f"'residual.params' must be exactly {sorted(expected)} (numbers)")
+    return {"estimator": RESIDUAL_ESTIMATOR, "params": dict(params), "train_arch": list(archs),
+            "train_latency_ms": [float(v) for v in lat]}
+
+
+def _residual_key(model: WholeNetModel) -> str:
+    import hashlib
+    import json
+
+    blob = json.dumps([model.level, model.pruning, model.names, [float(c) for c in model.coef], model.residual_data],
+                      sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _fit_residual(model: WholeNetModel):
+    """Fit the gradient-boosted correction of log(measured / linear part) from ``model.residual_data``.
+
+    Deterministic: the same data, coefficients, hyper-parameters and seed give the same estimator, so a
+    model refitted on load predicts exactly what it predicted when it was saved."""
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    from edgenas.spaces.nb201_arch import parse_arch_str
+
+    r = model.residual_data
+    archs = [parse_arch_str(a) for a in r["train_arch"]]
+    y = np.asarray(r["train_latency_ms"], dtype=float)
+    base = model.linear_many(archs)
+    target = np.log(y / np.maximum(base, 1e-9))
+    codes = _edge_codes(archs, model.pruning)
+    p = dict(r["params"])
+    params = {k: (int(v) if k in ("max_iter", "max_leaf_nodes", "min_samples_leaf", "random_state") else float(v))
+              for k, v in p.items()}
+    return HistGradientBoostingRegressor(categorical_features=list(range(codes.shape[1])), **params).fit(codes, target)
 
 
 def fit_wholenet(archs, latency_ms, space: str = "nb201", level: str = "auto", ridge: float | None = None,
@@ -224,21 +337,13 @@ def _fit_one(archs, latency_ms, space, level, ridge, prior, seed, pruning) -> Wh
     else:
         lams, cv_key = _choose_ridge(x, y, p, group, level, seed)
     coef = _solve(x, y, p, group, lams)
-    residual = None
+    model = WholeNetModel(space=space, level=level, names=names, coef=[float(c) for c in coef],
+                          disconnected_ms=float(np.median(disc)) if len(disc) else 0.0, pruning=pruning)
     if level == "residual" and space == "nb201" and len(y) >= 30:
-        from sklearn.ensemble import HistGradientBoostingRegressor
-
-        base = x @ coef
-        target = np.log(y / np.maximum(base, 1e-9))
         conn_archs = [a for a, f in zip(archs, feats) if f is not None]
-        codes = _edge_codes(conn_archs, pruning)
-        residual = HistGradientBoostingRegressor(max_iter=150, learning_rate=0.1, max_leaf_nodes=15,
-                                                 min_samples_leaf=max(5, len(y) // 100), l2_regularization=1.0,
-                                                 categorical_features=list(range(codes.shape[1])),
-                                                 random_state=seed).fit(codes, target)
-    model = WholeNetModel(space=space, level=level, names=names, coef=coef.tolist(),
-                          disconnected_ms=float(np.median(disc)) if len(disc) else 0.0, residual=residual,
-                          pruning=pruning)
+        model.residual_data = {"estimator": RESIDUAL_ESTIMATOR, "params": _residual_params(len(y), seed),
+                               "train_arch": [a.to_arch_str() for a in conn_archs],
+                               "train_latency_ms": [float(v) for v in y]}
     pred = model.predict_many(archs)
     model.meta.update({"n": len(archs), "n_disconnected": int((~conn).sum()), "ridge": lams, "pruning": pruning,
                        "cv_key": list(cv_key), "cv_within_10pct": -cv_key[0],

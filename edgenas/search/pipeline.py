@@ -107,6 +107,7 @@ def resolve_torch_device(name: str) -> str:
 def _context(cfg: SearchConfig, log: Callable) -> tuple[SearchContext, object]:
     from edgenas.latency.expected import ExpectedLatency
     from edgenas.latency.predictor import LatencyPredictor
+    from edgenas.latency.wholenet_store import search_predictor
     from edgenas.spaces import create_space
 
     space = create_space(cfg.space, cfg.preset)
@@ -114,9 +115,10 @@ def _context(cfg: SearchConfig, log: Callable) -> tuple[SearchContext, object]:
     if search_space.decisions() != space.decisions():
         raise InputError("search overrides must keep the space's choices (e.g. channels, not layers, for darts "
                          "choices are per cell type; for proxyless keep the stage layout)")
-    predictor = LatencyPredictor.load(cfg.device, cfg.backend, space, cfg.batch, cfg.threads)
+    predictor = search_predictor(cfg.device, cfg.backend, space, cfg.strategy, cfg.batch, cfg.threads)
     mode = "derived" if cfg.space == "darts" and cfg.strategy == "darts" else "softmax"
-    expected = ExpectedLatency(space, predictor, mode=mode)
+    # a whole-network model has no per-op latencies: only black-box strategies run on it (search_predictor)
+    expected = ExpectedLatency(space, predictor, mode=mode) if isinstance(predictor, LatencyPredictor) else None
     data = load_data(cfg.data, cfg.weights_size, cfg.arch_size, cfg.test_size, cfg.seed)
     budget = Budget(**cfg.budget)
     ctx = SearchContext(space=space, data=data, predictor=predictor, expected=expected, target_ms=cfg.target_ms,
@@ -261,7 +263,11 @@ def _measure(cfg, ctx, predictor, top, retrained, run, on_progress) -> str:
     from edgenas.profiling.base import backend_class, create_backend
     from edgenas.profiling.networks import measure_networks
 
-    prof = get_profile(cfg.device)
+    try:
+        prof = get_profile(cfg.device)
+    except InputError:
+        return (f"not measured: no device profile for {cfg.device!r} here, so it is not this machine "
+                "(export the genotype and measure it on the device)")
     ok, why = prof.matches_this_machine()
     if not ok:
         return f"not measured: {why} (export the genotype and measure it on the device)"
@@ -271,7 +277,7 @@ def _measure(cfg, ctx, predictor, top, retrained, run, on_progress) -> str:
     be = create_backend(cfg.backend, threads=predictor.sel.threads)
     how = (f"whole networks exported to {cfg.backend} and timed on this machine with the profiling protocol, "
            f"paired with the reference op; measured ms = ratio to the reference x the quiet-state scale "
-           f"({predictor.scale_note}); raw median of this run beside it")
+           f"({getattr(predictor, 'scale_note', 'the latency model scale')}); raw median of this run beside it")
     todo = [i for i, r in enumerate(retrained) if r["measured_ms"] is None]
     if not todo:
         return how
@@ -328,7 +334,9 @@ def _finish(cfg, ctx, predictor, strategy, cands, top, retrained, run, log_rows,
                    "meets_target": ok(best)},
         "retrained": [{"predicted_ms": t.predicted_ms, "proxy_acc": t.proxy_acc, **r} for t, r in zip(top, retrained)],
         "measurement": measured_note, "calibrated_predictor": predictor.calibration.calibrated,
-        "scale": predictor.anchor.as_dict() if predictor.anchor else None,
+        "scale": getattr(predictor, "anchor", None) and predictor.anchor.as_dict(),
+        "latency_model": getattr(predictor, "description", "op table"
+                                 + (" (calibrated)" if predictor.calibration.calibrated else " (uncalibrated)")),
         "elapsed_s": round(elapsed, 1), "torch_device": ctx.device,
         "files": {"genotype": str(run.file("genotype.json")), "weights": str(run.file("weights.safetensors")),
                   "plot": str(plot), "candidates": str(run.file("candidates.csv")),
@@ -376,7 +384,7 @@ def _markdown(s: dict) -> str:
             f"{c['measured_raw_ms']:.4f} ms)" if c["measured_ms"] is not None else "not measured")
     lines = [f"# edgenas search: {s['strategy']} on {s['space']}/{s['preset']}", "",
              f"- target: {s['target_ms']} ms on {s['device']} / {s['backend']} (batch {s['batch']}, "
-             f"{s['threads']} thread(s))",
+             f"{s['threads'] or 'any'} thread(s)); latency: {s.get('latency_model', 'op table')}",
              f"- chosen: predicted {c['predicted_ms']:.4f} ms, {meas}; test accuracy {100 * c['test_acc']:.2f}% "
              f"({'meets' if c['meets_target'] else 'MISSES'} the target)",
              f"- data: {s['data']['dataset']} ({s['data']['weights']} weight / {s['data']['arch']} arch / "
