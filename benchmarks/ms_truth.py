@@ -138,10 +138,11 @@ def _write(rows, args):
     doc = {"machine": f"x86-64-host ({machine_facts().get('cpu_model')}, {os.cpu_count()} vCPU)", "rows": keep}
     path.write_text(json.dumps(doc, indent=1) + "\n")
     lines = ["# edgenas predict vs a plain runtime timing of the edgenas export artifact", "",
-             f"Machine: {doc['machine']}. Per row: N random `small` networks (seeds {args.seed}..), exported with "
-             "`edgenas export --format onnx,tflite --no-measure`; truth = the exported file timed plainly with its "
-             "runtime (30 warm-up runs, median of 5 blocks of 50 runs), the fastest of 3 fresh processes. "
-             "Produced by `python benchmarks/ms_truth.py`.", "",
+             f"Machine: {doc['machine']}. Per row: N random `small` networks (seeds {args.seed}..); files timed: "
+             "`export` = the files `edgenas export --format onnx,tflite --no-measure` writes, `profile` = the network "
+             "files edgenas's own measurements time (the same exporters; TFLite with NHWC I/O). Truth = the file "
+             "timed plainly with its runtime (30 warm-up runs, median of 5 blocks of 50 runs), the fastest of 3 "
+             "fresh processes. Produced by `python benchmarks/ms_truth.py`.", "",
              "| tables | files timed | backend | space | N | within ±10% | within ±5% | MAPE | bias | predicted/plain min-max | scale | date |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in keep:
