@@ -141,6 +141,8 @@ def build_bundle(device: DeviceProfile, backend: Backend, specs: list[OpSpec], b
                                                                           (ANDROID_HELPER, helper_src)) if src},
         "nonce": secrets.token_hex(16),
     }
+    # the shell helper reads models.tsv, not the JSON: the manifest (hence bundle_id) covers its hash
+    manifest["models_tsv_sha256"] = hashlib.sha256(models_tsv(manifest).encode()).hexdigest()
     manifest["bundle_id"] = device_runner().manifest_id(manifest)
     atomic_write_bytes(out, _zip(manifest, files, runner_src, helper_src))
     copy = save_manifest(store, manifest) if store is not None else None

@@ -19,6 +19,7 @@ import csv
 import io
 import json
 import math
+import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -84,8 +85,31 @@ class Run:
         atomic_write_bytes(self.file("checkpoint.pt"), buf.getvalue())
 
     def load_checkpoint(self) -> dict | None:
+        """The resume state, loaded without running code: ``weights_only=True`` plus an explicit allow-list
+        of our own plain records (tensors, numbers, strings, lists, dicts and these dataclasses only)."""
         p = self.file("checkpoint.pt")
-        return torch.load(p, weights_only=False) if p.exists() else None
+        if not p.exists():
+            return None
+        try:
+            with torch.serialization.safe_globals(checkpoint_globals()):
+                state = torch.load(p, map_location="cpu", weights_only=True)
+        except Exception as e:  # a crafted or foreign pickle: refused before any of it runs
+            named = re.search(r"GLOBAL ([\w.]+)", str(e))
+            reason = f"it names {named.group(1)}" if named else type(e).__name__
+            raise InputError(f"{p} is not an edgenas checkpoint that loads safely ({reason[:120]}); delete it "
+                             f"and rerun with --resume (the search restarts from the last phase on disk)") from None
+        if not isinstance(state, dict) or not {"strategy", "phase", "log"} <= set(state):
+            raise InputError(f"{p} is not an edgenas checkpoint; delete it or choose another --out")
+        return state
+
+
+def checkpoint_globals() -> list:
+    """The only non-builtin types a checkpoint may hold (``torch.load(weights_only=True)`` allow-list)."""
+    from edgenas.search.base import Candidate
+    from edgenas.spaces.darts import DartsArch
+    from edgenas.spaces.proxyless import ProxylessArch
+
+    return [Candidate, DartsArch, ProxylessArch]
 
 
 def _json_default(o):
