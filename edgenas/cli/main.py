@@ -16,6 +16,7 @@ from edgenas import __version__
 from edgenas.cli import (devices_cmd, export_cmd, genotype_cmd, predict_cmd, profile_cmd, search_cmd, spaces_cmd,
                          tables_cmd)
 from edgenas.errors import EdgeNASError
+from typer.exceptions import TyperException
 
 app = typer.Typer(
     name="edgenas",
@@ -68,14 +69,20 @@ def run(argv=None) -> int:
         if rv == 130:  # typer turns Ctrl-C into exit code 130 without a word
             print(INTERRUPTED, file=sys.stderr)
         return rv if isinstance(rv, int) else 0
-    except click.exceptions.Exit as e:
+    except (click.exceptions.Exit, typer.Exit) as e:
         return e.exit_code
-    except click.exceptions.Abort:
+    except (click.exceptions.Abort, typer.Abort):
         print("aborted", file=sys.stderr)
         return 130
-    except click.ClickException as e:
-        e.show()
-        return e.exit_code
+    except (click.ClickException, TyperException) as e:  # bad flags (typer vendors click): one line too
+        ctx = getattr(e, "ctx", None)
+        param = getattr(e, "param", None)
+        hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+        msg = e.format_message() if hasattr(e, "format_message") else str(e)
+        if param is not None and getattr(param, "opts", None) and param.opts[0] not in msg:
+            msg = f"{param.opts[0]}: {msg}"
+        print(f"error: {' '.join(msg.split())}{hint}", file=sys.stderr)
+        return getattr(e, "exit_code", 2)
     except EdgeNASError as e:
         if debug:
             raise

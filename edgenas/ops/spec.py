@@ -28,6 +28,19 @@ class OpSpec:
     dilation: int = 1
     idskip: int = 0
 
+    def __post_init__(self):
+        # an absurd op (200,000 channels, a 13 TiB tensor) is refused here, before anything is allocated
+        from edgenas.schemas import op_shape_problem
+
+        try:
+            problem = op_shape_problem(self.in_shape, self.out_shape, self.kernel, self.stride, self.expand,
+                                       self.dilation)
+        except (TypeError, ValueError):
+            problem = "its shapes are not (H, W, C) integers"
+        if problem:
+            raise InputError(f"op {self.op} {_shape(self.in_shape)} -> {_shape(self.out_shape)} is out of bounds: "
+                             f"{problem}")
+
     @classmethod
     def make(cls, op: str, in_shape, out_shape, **fields_) -> "OpSpec":
         """Build a spec with the fields its op type implies filled in (use this, not the constructor)."""

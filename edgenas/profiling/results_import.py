@@ -68,10 +68,14 @@ def read_results(path) -> tuple[dict, bytes]:
         raw = path.read_bytes()
     except FileNotFoundError:
         raise InputError(f"no such file: {path}") from None
+    from edgenas.schemas import MAX_FILE_BYTES, load_json_text
+
+    if len(raw) > MAX_FILE_BYTES:
+        raise ResultsRejected(f"{path} is over {MAX_FILE_BYTES >> 20} MiB; not an edgenas results file")
     try:
-        data = json.loads(raw)
-    except ValueError as e:
-        raise ResultsRejected(f"{path} is not valid JSON ({e}); was it copied completely?") from None
+        data = load_json_text(raw.decode("utf-8"), str(path), "was it copied completely?", allow_nan=False)
+    except (InputError, UnicodeDecodeError) as e:
+        raise ResultsRejected(str(e) if isinstance(e, InputError) else f"{path} is not UTF-8 JSON") from None
     if not isinstance(data, dict) or data.get("format") != RESULTS_FORMAT:
         raise ResultsRejected(f"{path} is not an edgenas results file (expected \"format\": \"{RESULTS_FORMAT}\")")
     if data.get("version") != 1:
@@ -158,26 +162,18 @@ def validate(results: dict, manifest: dict, where: str) -> None:
 
 
 def _check_stats(entry_id: str, s: dict, bad) -> None:
-    def num(k):
-        v = s.get(k)
-        if v is None:
-            return None
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-            raise bad(f"entry {entry_id}: {k} is {v!r}, not a number")
-        return float(v)
+    from pydantic import ValidationError
 
-    median, mean = num("median_ms"), num("mean_ms")
-    value = median if median is not None else mean
-    if value is None or value <= 0:
+    from edgenas.schemas import ResultStats, explain
+
+    try:
+        st = ResultStats.model_validate(s)
+    except ValidationError as e:
+        raise bad(f"entry {entry_id}: {explain(e)} (latencies must be finite and > 0)") from None
+    if st.median_ms is None and st.mean_ms is None:
         raise bad(f"entry {entry_id}: no positive median_ms or mean_ms")
-    p10, p90 = num("p10_ms"), num("p90_ms")
-    if None not in (p10, p90, median) and not p10 <= median <= p90:
-        raise bad(f"entry {entry_id}: p10 <= median <= p90 does not hold ({p10}, {median}, {p90})")
-    n = s.get("n")
-    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-        raise bad(f"entry {entry_id}: n is {n!r}, not a positive count")
-    for k in ("std_ms", "cv", "rel_ci", "ref_ms", "ref_ratio"):
-        num(k)
+    if None not in (st.p10_ms, st.p90_ms, st.median_ms) and not st.p10_ms <= st.median_ms <= st.p90_ms:
+        raise bad(f"entry {entry_id}: p10 <= median <= p90 does not hold ({st.p10_ms}, {st.median_ms}, {st.p90_ms})")
 
 
 def _measured_at(results: dict, manifest: dict) -> str:
