@@ -161,7 +161,7 @@ def import_table(
 
     store = TableStore(tables_dir)
     if fmt is None and is_results_file(file):
-        named = json.loads(Path(file).read_text()).get("device")
+        named = json.loads(Path(file).read_text()).get("device")  # is_results_file parsed it within bounds
         if device is not None and device != named:
             raise InputError(f"{file} holds results for {named}, not {device}; drop --device (results name their device)")
         rep = import_results(file, store, bundle=bundle, command="edgenas tables import " + str(file))

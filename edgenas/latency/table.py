@@ -145,6 +145,8 @@ class LatencyTable:
         buf = io.StringIO()
         df.to_csv(buf, index=False)
         data = buf.getvalue().encode("utf-8")
+        # the same checks a reader makes: a bad row (an imported mean of -5, an absurd op) never reaches disk
+        check_table_frame(pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False), f"{path} (not written)")
         used = set(df["run_id"])
         meta = {"format": "edgenas.latency_table", "version": 1, "columns": COLUMNS,
                 "rows": len(df), "csv_sha256": hashlib.sha256(data).hexdigest(),

@@ -56,10 +56,13 @@ def is_results_file(path) -> bool:
     path = Path(path)
     if path.suffix.lower() != ".json" or not path.is_file():
         return False
+    from edgenas.schemas import load_json_text, read_bounded
+
     try:
-        return json.loads(path.read_text(errors="replace")).get("format") == RESULTS_FORMAT
-    except (ValueError, AttributeError):
+        data = load_json_text(read_bounded(path, "results file"), str(path))
+    except InputError:
         return False
+    return isinstance(data, dict) and data.get("format") == RESULTS_FORMAT
 
 
 def read_results(path) -> tuple[dict, bytes]:
