@@ -319,6 +319,30 @@ class LutEntry(_Strict):
     std: Optional[NonNegative] = None
 
 
+# ---- bundle manifests ----------------------------------------------------------------------------------
+
+class BundleModel(_Open):
+    id: Annotated[str, Field(pattern=r"^[A-Za-z0-9-]{1,40}$")]
+    op_key: str
+    batch: Annotated[int, Field(strict=True, ge=1, le=65536)]
+    file: Annotated[str, Field(pattern=r"^models/b[0-9]{1,5}/[A-Za-z0-9_.-]{1,64}$")]
+    sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
+class BundleManifest(_Open):
+    """What importers and the shell helper rely on (the manifest's hash already proves it unmodified)."""
+
+    format: Literal["edgenas.bundle"]
+    bundle_id: str
+    device: str
+    backend: str
+    precision: str
+    threads: Annotated[int, Field(strict=True, ge=1, le=1024)]
+    nonce: str
+    entries: list[BundleModel]
+    references: dict[str, BundleModel]
+
+
 # ---- device-runner results.json ---------------------------------------------------------------------
 
 class ResultStats(_Open):

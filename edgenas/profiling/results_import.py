@@ -98,10 +98,9 @@ def find_manifest(bundle_id: str, device: str, store: TableStore, bundle: Path |
     candidates += sorted(store.root.glob(f"*/bundles/{bundle_id}.json")) if _safe(bundle_id) else []
     for path in candidates:
         if path.is_file():
-            try:
-                manifest = json.loads(path.read_text())
-            except ValueError:
-                raise InputError(f"kept bundle manifest {path} is not valid JSON; pass the bundle with --bundle") from None
+            from edgenas.schemas import load_json_file
+
+            manifest = load_json_file(path, "kept bundle manifest", "pass the bundle with --bundle")
             check_manifest(manifest, str(path))
             return manifest
     raise ResultsRejected(f"the results belong to bundle {bundle_id!r}, which is not among the bundles built here "

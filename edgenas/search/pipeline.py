@@ -199,13 +199,18 @@ def run_search(cfg: SearchConfig, out: Path, resume: bool = False, on_progress: 
     if run.file("config.json").exists():
         if not resume:
             raise InputError(f"{out} already holds a run; add --resume to continue it, or choose another --out")
-        old = json.loads(run.file("config.json").read_text())
+        from edgenas.schemas import load_json_file
+
+        fix = "choose another --out (or delete that run directory)"
+        old = load_json_file(run.file("config.json"), "run configuration", fix)
+        if not isinstance(old, dict):
+            raise InputError(f"{run.file('config.json')} is not a run configuration; {fix}")
         if old != json.loads(json.dumps(cfg_dict)):
             diff = sorted(k for k in set(old) | set(cfg_dict) if old.get(k) != json.loads(json.dumps(cfg_dict)).get(k))
             raise InputError(f"--resume with different settings than {out}/config.json ({', '.join(diff)}); "
                              f"rerun with the same flags or choose another --out")
         if run.file("summary.json").exists() and not run.file("checkpoint.pt").exists():
-            return json.loads(run.file("summary.json").read_text())
+            return load_json_file(run.file("summary.json"), "run summary", fix)
     log_rows: list[dict] = []
     ctx, predictor = _context(cfg, log_rows.append)  # bad data / table misses fail before the run dir exists
     run.path.mkdir(parents=True, exist_ok=True)
