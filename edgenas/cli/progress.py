@@ -23,12 +23,12 @@ def progress_bar(transient: bool = False):
     except BaseException:
         # a failure leaves its one line on stderr, not a bar (or, off a terminal, a blank line) above it
         bar.live.transient = True
-        saved = err_console.file
+        saved = err_console._file  # None means "whatever sys.stderr is": keep it that way
         if not err_console.is_terminal:
             err_console.file = io.StringIO()
         try:
             bar.stop()
         finally:
-            err_console.file = saved
+            err_console._file = saved
         raise
     bar.stop()

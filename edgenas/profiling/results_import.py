@@ -171,7 +171,9 @@ def _check_stats(entry_id: str, s: dict, bad) -> None:
     try:
         st = ResultStats.model_validate(s)
     except ValidationError as e:
-        raise bad(f"entry {entry_id}: {explain(e)} (latencies must be finite and > 0)") from None
+        first = e.errors()[0]["loc"][:1]
+        lead = "no positive median_ms or mean_ms: " if first in (("median_ms",), ("mean_ms",)) else ""
+        raise bad(f"entry {entry_id}: {lead}{explain(e)} (latencies must be finite and > 0)") from None
     if st.median_ms is None and st.mean_ms is None:
         raise bad(f"entry {entry_id}: no positive median_ms or mean_ms")
     if None not in (st.p10_ms, st.p90_ms, st.median_ms) and not st.p10_ms <= st.median_ms <= st.p90_ms:
