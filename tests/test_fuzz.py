@@ -299,3 +299,32 @@ def test_fuzz_numeric_arguments(data, tmp_path):
     code, err = invoke(*prefix, f"{option}={value}", *extra)
     check(code, err, must_fail=True)
     assert code == 2 and not out.exists()
+
+
+@FUZZ
+@given(data=st.data())
+def test_fuzz_cifar_batch_bytes(data):
+    """Mutated CIFAR-10 pickles load or fail with one InputError; the restricted unpickler never runs code."""
+    import pickle
+
+    import numpy as np
+
+    from edgenas.errors import InputError
+    from edgenas.search.data import load_cifar10
+
+    rng = np.random.default_rng(0)
+    good = pickle.dumps({b"data": rng.integers(0, 256, (4, 3072), dtype=np.uint8), b"labels": [1, 2, 3, 4]},
+                        protocol=2)
+    raw = bytearray(good)
+    for _ in range(data.draw(st.integers(1, 4))):
+        i = data.draw(st.integers(0, len(raw) - 1))
+        raw[i] = data.draw(st.integers(0, 255))
+    cut = data.draw(st.integers(1, len(raw)))
+    with tempfile.TemporaryDirectory() as d:
+        for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+            (Path(d) / name).write_bytes(good)
+        (Path(d) / "data_batch_2").write_bytes(bytes(raw[:cut]))
+        try:
+            load_cifar10(Path(d))
+        except InputError as e:
+            assert "\n" not in str(e)
