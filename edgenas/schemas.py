@@ -7,7 +7,8 @@ names the file, the field and what to do. Latencies are finite and > 0 everywher
 Formats: latency table sidecar (``TableMeta``) and rows (``check_table_frame``), calibrations
 (``CalibrationFile``), device profiles (``DeviceProfileFile``, see ``devices.py``), genotypes
 (``load_json_text`` bounds; the space checks the content), published LUT entries (``LutEntry``),
-device-runner results (``ResultEntry``), bundle manifests (``check_manifest`` in ``profiling/bundle.py``).
+device-runner results (``ResultStats``), bundle manifests (``BundleManifest``), space configs
+(``check_space_config``) and op shapes (``op_shape_problem``).
 """
 
 from __future__ import annotations
@@ -58,19 +59,6 @@ def validate(model: type[BaseModel], data: Any, where: str, fix: str = ""):
 
 
 # ---- bounded parsing --------------------------------------------------------------------------
-
-def _depth(obj, limit: int) -> int:
-    """Depth of nested lists/dicts, iteratively (a 200,000-deep file must not hit the recursion limit)."""
-    stack, deepest = [(obj, 1)], 0
-    while stack:
-        o, d = stack.pop()
-        if isinstance(o, (list, dict)):
-            if d > limit:
-                return d
-            deepest = max(deepest, d)
-            stack.extend((v, d + 1) for v in (o.values() if isinstance(o, dict) else o))
-    return deepest
-
 
 def _text_depth(text: str) -> int:
     """Bracket depth of JSON text outside strings, without parsing it (cheap and recursion-free)."""
@@ -358,13 +346,3 @@ class ResultStats(_Open):
     cv: Optional[NonNegative] = None
     rel_ci: Optional[NonNegative] = None
     n: Annotated[int, Field(strict=True, ge=1)]
-
-
-def finite_positive(value, what: str) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise InputError(f"{what} must be a number, got {value!r}") from None
-    if not math.isfinite(v) or v <= 0:
-        raise InputError(f"{what} must be finite and > 0, got {value!r}")
-    return v
