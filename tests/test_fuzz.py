@@ -328,3 +328,28 @@ def test_fuzz_cifar_batch_bytes(data):
             load_cifar10(Path(d))
         except InputError as e:
             assert "\n" not in str(e)
+
+
+NAMES = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), min_size=1, max_size=12)
+BAD_NAMED = [  # (option, strategy of values that are never a valid choice)
+    ("--strategy", NAMES.filter(lambda s: s not in ("proxyless", "darts", "enas", "spos", "random"))),
+    ("--space", NAMES.filter(lambda s: s not in ("proxyless", "darts"))),
+    ("--preset", NAMES.map(lambda s: "zz" + s)),
+    ("--data", NAMES.map(lambda s: "cifar10:/nonexistent/" + s)),
+    ("--data", NAMES.map(lambda s: "zz" + s)),
+    ("--device", NAMES.map(lambda s: "zz" + s.replace("/", ""))),
+    ("--backend", NAMES.map(lambda s: "zz" + s.replace("/", ""))),
+    ("--torch-device", NAMES.filter(lambda s: s not in ("auto", "cpu") and not s.startswith("cuda"))),
+]
+
+
+@FUZZ
+@given(data=st.data())
+def test_fuzz_search_names(data, tmp_path):
+    """Unknown names for search's options: one line, exit 2, and no run directory left behind."""
+    option, values = data.draw(st.sampled_from(BAD_NAMED))
+    value = data.draw(values)
+    out = tmp_path / f"run-{abs(hash((option, value)))}"
+    code, err = invoke("search", "--target-ms", "1", f"{option}={value}", "--out", out)
+    check(code, err, must_fail=True)
+    assert not out.exists()
