@@ -11,12 +11,12 @@ import sys
 
 import click
 import typer
+from typer.exceptions import TyperException
 
 from edgenas import __version__
 from edgenas.cli import (devices_cmd, export_cmd, genotype_cmd, predict_cmd, profile_cmd, search_cmd, spaces_cmd,
                          tables_cmd)
 from edgenas.errors import EdgeNASError
-from typer.exceptions import TyperException
 
 app = typer.Typer(
     name="edgenas",

@@ -28,7 +28,7 @@ def search(
     budget: int = typer.Option(300, "--budget", min=1, max=10_000_000, help="Weight-update steps of the search phase (same for every strategy)."),
     batch_size: int = typer.Option(64, "--batch-size", min=1, max=65536, help="Training batch size."),
     top_k: int = typer.Option(3, "--top-k", min=1, max=1000, help="Candidates retrained from scratch."),
-    retrain_epochs: float = typer.Option(2.0, "--retrain-epochs", min=0.0, max=10000.0, callback=finite, help="Epochs over the weights split per candidate."),
+    retrain_epochs: float = typer.Option(2.0, "--retrain-epochs", min=0.001, max=10000.0, callback=finite, help="Epochs over the weights split per candidate."),
     population: int = typer.Option(40, "--population", min=1, max=1_000_000, help="Candidates ranked at the end (samples / evolution)."),
     batch: int = typer.Option(1, "--batch", min=1, max=65536, help="Latency batch size (the table's)."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, max=1024, help="Table threads (default: the device profile's)."),
