@@ -183,36 +183,9 @@ class TableMeta(_Open):
         return v
 
 
-# op shapes: generous for edge networks, far below what would exhaust memory when an op is built
-MAX_HW = 8192
-MAX_CHANNELS = 65536
-MAX_KERNEL = 31
-MAX_STRIDE = 16
-MAX_EXPAND = 65536  # a ratio in our keys, the expanded channel count in OFA keys
-MAX_TENSOR_ELEMENTS = 1 << 27  # 512 MiB in fp32, per tensor at batch 1
-MAX_WEIGHT_ELEMENTS = 1 << 28
-
-
-def op_shape_problem(in_shape, out_shape, kernel: int, stride: int, expand: int, dilation: int) -> str | None:
-    """Why an op instance is absurd (and would allocate absurdly), or None."""
-    for name, shape in (("input", in_shape), ("output", out_shape)):
-        h, w, c = shape
-        if not (0 <= h <= MAX_HW and 0 <= w <= MAX_HW):
-            return f"{name} {h}x{w} is outside 0..{MAX_HW} per side"
-        if not 0 <= c <= MAX_CHANNELS:
-            return f"{name} has {c} channels (at most {MAX_CHANNELS})"
-        if h * w * c > MAX_TENSOR_ELEMENTS:
-            return f"{name} {h}x{w}x{c} has over {MAX_TENSOR_ELEMENTS} elements"
-    for name, v, hi in (("kernel", kernel, MAX_KERNEL), ("stride", stride, MAX_STRIDE), ("expand", expand, MAX_EXPAND),
-                        ("dilation", dilation, MAX_STRIDE)):
-        if not 0 <= v <= hi:
-            return f"{name} {v} is outside 0..{hi}"
-    cin, cout, k2 = max(in_shape[2], 1), max(out_shape[2], 1), max(kernel, 1) ** 2
-    mid = expand if expand > MAX_STRIDE else cin * max(expand, 1)  # OFA keys give the expanded width itself
-    weights = max(cin * cout * k2, cin * mid + mid * k2 + mid * cout)
-    if weights > MAX_WEIGHT_ELEMENTS:
-        return f"its weights would hold about {weights} elements (at most {MAX_WEIGHT_ELEMENTS})"
-    return None
+# op shapes: bounds and the check live with OpSpec (no pydantic on that hot path)
+from edgenas.ops.spec import (MAX_CHANNELS, MAX_EXPAND, MAX_HW, MAX_KERNEL, MAX_STRIDE,  # noqa: E402,F401
+                              MAX_TENSOR_ELEMENTS, MAX_WEIGHT_ELEMENTS, op_shape_problem)
 
 
 # ---- device profiles -------------------------------------------------------------------------------
