@@ -149,7 +149,8 @@ def parse_profile(data, path: Path) -> DeviceProfile:
         threads = b.get("threads", 1)
         if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
             raise _err(path, f"'backends.{bname}.threads' must be a positive integer, got {threads!r}")
-        precisions = tuple(b.get("precisions", ["fp32"]))
+        precisions = b.get("precisions", ["fp32"])
+        precisions = tuple(precisions) if isinstance(precisions, list) else ()
         if not precisions or any(p not in ("fp32", "fp16") for p in precisions):
             raise _err(path, f"'backends.{bname}.precisions' must list fp32 and/or fp16, got {list(precisions)!r}")
         specs[bname] = BackendSpec(bname, threads, precisions)
@@ -159,6 +160,13 @@ def parse_profile(data, path: Path) -> DeviceProfile:
     prepare = data.get("prepare") or []
     if not isinstance(prepare, list) or not all(isinstance(s, str) for s in prepare):
         raise _err(path, "'prepare' must be a list of instructions (strings)")
+    from edgenas.schemas import DeviceProfileFile, explain
+    from pydantic import ValidationError
+
+    try:  # the schema: every field's type and bounds (the checks above give the friendlier messages)
+        DeviceProfileFile.model_validate(data)
+    except ValidationError as e:
+        raise _err(path, explain(e)) from None
     return DeviceProfile(name=name, description=str(data["description"]), kind=data["kind"], arch=str(data["arch"]),
                          os=str(data.get("os", "")), reach=tuple(reach), backends=specs, detect=detect,
                          prepare=tuple(prepare), notes=str(data.get("notes", "")), path=path)
@@ -166,12 +174,16 @@ def parse_profile(data, path: Path) -> DeviceProfile:
 
 def load_profile_file(path) -> DeviceProfile:
     path = Path(path)
+    from edgenas.errors import InputError
+    from edgenas.schemas import load_yaml_text, read_bounded
+
+    if not path.exists():
+        raise DeviceError(f"no device profile file {path}")
     try:
-        data = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise DeviceError(f"no device profile file {path}") from None
-    except yaml.YAMLError as e:
-        raise _err(path, f"not valid YAML: {str(e).splitlines()[0]}") from None
+        data = load_yaml_text(read_bounded(path, "device profile"), f"device profile {path}")
+    except InputError as e:
+        raise DeviceError(str(e).replace(f"device profile {path} is not valid YAML",
+                                         f"device profile {path}: not valid YAML")) from None
     return parse_profile(data, path)
 
 

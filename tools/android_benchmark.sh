@@ -39,6 +39,7 @@ else
 fi
 [ -f "$B/models.tsv" ] && [ -f "$B/manifest.json" ] || die "$BUNDLE is not an edgenas bundle (no models.tsv / manifest.json)"
 BID=$(sed -n 's/^ *"bundle_id": "\([0-9a-f]*\)".*/\1/p' "$B/manifest.json" | head -n 1)
+[ -n "$BID" ] || die "$BUNDLE: manifest.json has no bundle_id; rebuild the bundle"
 grep -q '"backend": "tflite"' "$B/manifest.json" || die "benchmark_model runs .tflite models; build the bundle with --backend tflite"
 R=/data/local/tmp/edgenas-$BID
 LOG=${OUT%.json}.benchmark_model.log
@@ -46,14 +47,33 @@ LOG=${OUT%.json}.benchmark_model.log
 now() { date -u +%Y-%m-%dT%H:%M:%S+00:00; }
 dev() { "$ADB" shell "$@" </dev/null 2>/dev/null | tr -d '\r' || true; }  # never let adb read the model list
 host_sha256() { if command -v sha256sum >/dev/null 2>&1; then sha256sum "$1"; else shasum -a 256 "$1"; fi | cut -d ' ' -f 1; }
+q() { printf "'%s'" "$(printf '%s' "$1" | sed "s/'/'\\\\''/g")"; }  # one shell word on the phone, whatever it holds
+
+# models.tsv is data for a shell: it must be the very file the manifest hashes, and every field must
+# have the shape the bundle builder writes (so nothing in it can reach the phone's shell as code).
+TSV_SUM=$(sed -n 's/^ *"models_tsv_sha256": "\([0-9a-f]*\)".*/\1/p' "$B/manifest.json" | head -n 1)
+[ -n "$TSV_SUM" ] || die "$BUNDLE: the manifest does not hash models.tsv (a bundle from an older edgenas); rebuild it with edgenas profile --bundle"
+[ "$(host_sha256 "$B/models.tsv")" = "$TSV_SUM" ] || die "$BUNDLE: models.tsv does not match the hash in its manifest (edited or corrupt); rebuild the bundle"
+if command -v python3 >/dev/null 2>&1; then  # the manifest itself must still hash to its bundle_id
+    python3 - "$B/manifest.json" "$HERE/edgenas_device_runner.py" <<'PY' || die "$BUNDLE: the manifest was modified (it no longer hashes to its bundle_id); rebuild the bundle"
+import importlib.util, json, sys
+spec = importlib.util.spec_from_file_location("runner", sys.argv[2])
+runner = importlib.util.module_from_spec(spec); spec.loader.exec_module(runner)
+m = json.load(open(sys.argv[1]))
+sys.exit(0 if isinstance(m, dict) and runner.manifest_id(m) == m.get("bundle_id") else 1)
+PY
+fi
+bad=$(grep -v -E '^[A-Za-z0-9-]{1,40}	(entry|reference)	[0-9]{1,4}	models/b[0-9]{1,4}/[A-Za-z0-9_.-]{1,64}	[0-9]{1,3}$' "$B/models.tsv" | head -n 1 || true)
+[ -z "$bad" ] || die "$BUNDLE: models.tsv has a malformed line; rebuild the bundle"
 
 echo "pushing bundle $BID to $R ..." >&2
-"$ADB" shell "rm -rf $R && mkdir -p $R" </dev/null
+"$ADB" shell "rm -rf $(q "$R") && mkdir -p $(q "$R")" </dev/null
 "$ADB" push "$BM" "$R/benchmark_model" </dev/null >/dev/null
-"$ADB" shell "chmod 755 $R/benchmark_model" </dev/null
+"$ADB" shell "chmod 755 $(q "$R/benchmark_model")" </dev/null
 "$ADB" push "$B/models" "$R/" </dev/null >/dev/null
 
 THREADS=$(head -n 1 "$B/models.tsv" | cut -f 5)
+case "$RUNS$WARM$MINS" in *[!0-9.]*|"") die "EDGENAS_RUNS, EDGENAS_WARMUP_RUNS and EDGENAS_MIN_SECS must be numbers";; esac
 FLAGS="--num_threads=$THREADS --use_xnnpack=true --warmup_runs=$WARM --num_runs=$RUNS --min_secs=$MINS"
 {
     echo "### fact bundle_id=$BID"
@@ -73,11 +93,11 @@ FLAGS="--num_threads=$THREADS --use_xnnpack=true --warmup_runs=$WARM --num_runs=
 
 run_one() {  # id role batch file
     echo "### edgenas-begin id=$1 role=$2 batch=$3 file=$4" >> "$LOG"
-    sum=$(dev sha256sum "$R/$4" | cut -d ' ' -f 1)
+    sum=$(dev "sha256sum $(q "$R/$4")" | cut -d ' ' -f 1)
     if [ -n "$sum" ]; then echo "### sha256 $sum device" >> "$LOG"
     else echo "### sha256 $(host_sha256 "$B/$4") host" >> "$LOG"; fi  # phones without sha256sum
     rc=0
-    "$ADB" shell "$R/benchmark_model --graph=$R/$4 $FLAGS; echo \"### exit \$?\"" </dev/null > "$WORK/out" 2>&1 || rc=$?
+    "$ADB" shell "$(q "$R/benchmark_model") $(q "--graph=$R/$4") $FLAGS; echo \"### exit \$?\"" </dev/null > "$WORK/out" 2>&1 || rc=$?
     tr -d '\r' < "$WORK/out" | grep -v '^### exit' >> "$LOG" || true
     brc=$(tr -d '\r' < "$WORK/out" | sed -n 's/^### exit //p' | tail -n 1)
     [ -n "$brc" ] && rc=$brc
@@ -95,7 +115,7 @@ while IFS="	" read -r id role batch file threads; do
     echo "edgenas-android: $n/$total $file" >&2
 done < "$WORK/entries"
 echo "### fact finished_at=$(now)" >> "$LOG"
-[ "${EDGENAS_KEEP:-0}" = 1 ] || "$ADB" shell "rm -rf $R" </dev/null || true
+[ "${EDGENAS_KEEP:-0}" = 1 ] || "$ADB" shell "rm -rf $(q "$R")" </dev/null || true
 
 if command -v python3 >/dev/null 2>&1; then
     python3 "$HERE/edgenas_device_runner.py" benchmark-model "$BUNDLE" "$LOG" --out "$OUT" \

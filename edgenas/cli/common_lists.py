@@ -10,7 +10,7 @@ def int_list(text: str, what: str) -> list[int]:
         values = [int(v) for v in str(text).split(",") if v.strip()]
     except ValueError:
         raise InputError(f"{what} must be comma-separated positive integers (e.g. 1,8), got {text!r}") from None
-    if not values or any(v < 1 for v in values):
+    if not values or any(v < 1 or v > 65536 for v in values):
         raise InputError(f"{what} must be comma-separated positive integers (e.g. 1,8), got {text!r}")
     return list(dict.fromkeys(values))
 

@@ -68,7 +68,7 @@ def show(
 def sample(
     space: str = typer.Option("darts", "--space", help="Search space."),
     preset: Optional[str] = common.PRESET,
-    seed: int = typer.Option(0, "--seed", help="Random seed."),
+    seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="Random seed."),
     out: Optional[str] = typer.Option(None, "--out", help="Write the genotype JSON here."),
     as_json: bool = common.JSON,
 ):

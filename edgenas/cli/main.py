@@ -11,6 +11,7 @@ import sys
 
 import click
 import typer
+from typer.exceptions import TyperException
 
 from edgenas import __version__
 from edgenas.cli import (devices_cmd, export_cmd, genotype_cmd, predict_cmd, profile_cmd, search_cmd, spaces_cmd,
@@ -55,6 +56,11 @@ app.command("export")(export_cmd.export)
 INTERRUPTED = "interrupted: finished work is saved; rerun with --resume to continue"
 
 
+def one_line(text: str) -> str:
+    """A message as one line: control characters a user put in a name or path are shown escaped."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text.strip())
+
+
 def run(argv=None) -> int:
     """Console-script entry: one clear line and an exit code for every user error."""
     from edgenas import interrupt
@@ -68,18 +74,24 @@ def run(argv=None) -> int:
         if rv == 130:  # typer turns Ctrl-C into exit code 130 without a word
             print(INTERRUPTED, file=sys.stderr)
         return rv if isinstance(rv, int) else 0
-    except click.exceptions.Exit as e:
+    except (click.exceptions.Exit, typer.Exit) as e:
         return e.exit_code
-    except click.exceptions.Abort:
+    except (click.exceptions.Abort, typer.Abort):
         print("aborted", file=sys.stderr)
         return 130
-    except click.ClickException as e:
-        e.show()
-        return e.exit_code
+    except (click.ClickException, TyperException) as e:  # bad flags (typer vendors click): one line too
+        ctx = getattr(e, "ctx", None)
+        param = getattr(e, "param", None)
+        hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+        msg = e.format_message() if hasattr(e, "format_message") else str(e)
+        if param is not None and getattr(param, "opts", None) and param.opts[0] not in msg:
+            msg = f"{param.opts[0]}: {msg}"
+        print(f"error: {one_line(' '.join(msg.split()))}{hint}", file=sys.stderr)
+        return getattr(e, "exit_code", 2)
     except EdgeNASError as e:
         if debug:
             raise
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {one_line(str(e))}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         print(INTERRUPTED, file=sys.stderr)
@@ -87,7 +99,7 @@ def run(argv=None) -> int:
     except Exception as e:  # a bug, not a user error: say so in one line, traceback on request
         if debug:
             raise
-        print(f"internal error (a bug in edgenas): {type(e).__name__}: {e}; "
+        print(f"internal error (a bug in edgenas): {type(e).__name__}: {one_line(str(e))}; "
               "rerun with EDGENAS_DEBUG=1 for the traceback and report it", file=sys.stderr)
         return 70
 

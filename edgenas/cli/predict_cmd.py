@@ -21,8 +21,8 @@ from edgenas.spaces import create_space
 
 DEVICE = typer.Option(..., "--device", "-d", help="Device whose table to use (see 'edgenas tables list').")
 BACKEND = typer.Option(..., "--backend", "-b", help="Backend of the table (onnxruntime, tflite, torch-cpu, ...).")
-BATCH = typer.Option(1, "--batch", help="Batch size.")
-THREADS = typer.Option(None, "--threads", help="Threads (default: the device profile's).")
+BATCH = typer.Option(1, "--batch", min=1, max=65536, help="Batch size.")
+THREADS = typer.Option(None, "--threads", min=1, max=1024, help="Threads (default: the device profile's).")
 TABLES = typer.Option(None, "--tables-dir", help="Table root (default: ./latency_tables).")
 
 
@@ -173,8 +173,8 @@ def _predict_many(path, out, device, backend, batch, threads, precision, space, 
 def calibrate(
     device: str = DEVICE, backend: str = BACKEND, space: str = typer.Option("darts", "--space"),
     preset: str = typer.Option("small", "--preset"), batch: int = BATCH, threads: Optional[int] = THREADS,
-    n: int = typer.Option(10, "--n", help="Whole networks to measure for the fit."),
-    seed: int = typer.Option(0, "--seed"), quick: bool = typer.Option(False, "--quick"),
+    n: int = typer.Option(10, "--n", min=3, max=10_000, help="Whole networks to measure for the fit."),
+    seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1), quick: bool = typer.Option(False, "--quick"),
     tables_dir: Optional[Path] = TABLES, as_json: bool = common.JSON,
 ):
     """Measure N random whole networks and fit the predictor's correction (stored beside the table)."""
@@ -210,9 +210,9 @@ def verify(
     learning_curve: bool = typer.Option(False, "--learning-curve", help="--measurements: also fit on N = 20, 50, "
                                         "100, 200, 500 networks of the file and score the rest (3 splits each)."),
     preset: str = typer.Option("small", "--preset"), batch: int = BATCH, threads: Optional[int] = THREADS,
-    n: int = typer.Option(50, "--n", help="Held-out random networks to measure and score."),
-    seed: int = typer.Option(0, "--seed"),
-    calibration_n: int = typer.Option(10, "--calibration-n",
+    n: int = typer.Option(50, "--n", min=1, max=10_000, help="Held-out random networks to measure and score."),
+    seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1),
+    calibration_n: int = typer.Option(10, "--calibration-n", min=3, max=10_000,
                                       help="Networks to calibrate on first, when no calibration is stored."),
     recalibrate: bool = typer.Option(False, "--recalibrate", help="Fit a new calibration before verifying."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Scatter plot PNG (default: verify-<device>-<backend>-b<batch>.png)."),

@@ -10,7 +10,7 @@ from typing import Optional
 import typer
 
 from edgenas.cli._output import console, emit, err_console
-from edgenas.cli.common import JSON
+from edgenas.cli.common import JSON, finite
 from edgenas.cli.common_lists import int_list, str_list
 from edgenas.cli.progress import progress_bar
 from edgenas.devices import get_profile
@@ -30,12 +30,12 @@ def profile(
     batch: str = typer.Option("1", "--batch", help="Batch sizes, comma-separated (e.g. 1,8)."),
     space: str = typer.Option("darts,proxyless", "--space", help="Space(s) whose ops to profile, comma-separated."),
     preset: str = typer.Option("small", "--preset", help="Preset of each space (see 'edgenas spaces')."),
-    threads: Optional[int] = typer.Option(None, "--threads", help="Runtime threads; default: the device profile's."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, max=1024, help="Runtime threads; default: the device profile's."),
     precision: str = typer.Option("fp32", "--precision", help="fp32 or fp16 (GPU backends)."),
     resume: bool = typer.Option(False, "--resume", help="Measure only the entries the table lacks."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Measure every entry again, replacing old rows."),
     quick: bool = typer.Option(False, "--quick", help="Short protocol (smoke tests; entries more often unstable)."),
-    time_cap: Optional[float] = typer.Option(None, "--time-cap", help="Seconds per chunk of ops before stopping."),
+    time_cap: Optional[float] = typer.Option(None, "--time-cap", min=0.001, max=1e7, callback=finite, help="Seconds per chunk of ops before stopping."),
     tables_dir: Optional[Path] = typer.Option(None, "--tables-dir", help="Table root (default: ./latency_tables)."),
     ops: Optional[str] = typer.Option(None, "--ops", help="Op keys, comma-separated, instead of --space "
                                                            "(e.g. those 'edgenas tables missing' lists)."),
@@ -43,7 +43,7 @@ def profile(
                                                                   "edgenas cannot run on, instead of measuring here."),
     host: Optional[str] = typer.Option(None, "--host", help="USER@HOST of a board: bundle, run it there over SSH, "
                                                              "fetch and import the results."),
-    ssh_port: Optional[int] = typer.Option(None, "--ssh-port", help="SSH port (default: ssh's, usually 22)."),
+    ssh_port: Optional[int] = typer.Option(None, "--ssh-port", min=1, max=65535, help="SSH port (default: ssh's, usually 22)."),
     identity: Optional[Path] = typer.Option(None, "--identity", help="SSH private key (default: ssh's)."),
     known_hosts: Optional[Path] = typer.Option(None, "--known-hosts",
                                                help="known_hosts file holding the board's key (default: ssh's)."),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from contextlib import contextmanager
 
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
@@ -16,5 +17,18 @@ def progress_bar(transient: bool = False):
     bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                    TextColumn("elapsed"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
                    TextColumn("{task.fields[detail]}", style="dim"), console=err_console, transient=transient)
-    with bar:
+    bar.start()
+    try:
         yield bar
+    except BaseException:
+        # a failure leaves its one line on stderr, not a bar (or, off a terminal, a blank line) above it
+        bar.live.transient = True
+        saved = err_console._file  # None means "whatever sys.stderr is": keep it that way
+        if not err_console.is_terminal:
+            err_console.file = io.StringIO()
+        try:
+            bar.stop()
+        finally:
+            err_console._file = saved
+        raise
+    bar.stop()

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Optional
 
 import typer
 
 from edgenas.cli._output import console, emit
-from edgenas.cli.common import JSON
+from edgenas.cli.common import JSON, finite
 from edgenas.cli.progress import progress_bar
 from edgenas.errors import InputError
 from edgenas.search.base import list_strategies
@@ -17,37 +18,37 @@ from edgenas.search.base import list_strategies
 def search(
     device: str = typer.Option("x86-64-host", "--device", "-d", help="Target device (its table prices every op)."),
     backend: str = typer.Option("onnxruntime", "--backend", "-b", help="Backend of the device's table."),
-    target_ms: float = typer.Option(..., "--target-ms", help="Latency target in ms (batch --batch on the device)."),
+    target_ms: float = typer.Option(..., "--target-ms", callback=finite, help="Latency target in ms (batch --batch on the device)."),
     strategy: str = typer.Option("proxyless", "--strategy", "-s",
                                  help="proxyless | darts | enas | spos | random"),
     space: str = typer.Option("proxyless", "--space", help="darts, proxyless or nb201."),
     preset: str = typer.Option("small", "--preset", help="Space preset; its ops must be in the table."),
     data: str = typer.Option("fashion-mnist", "--data",
                              help="fashion-mnist[:DIR] | cifar10:DIR | folder:DIR | synthetic (smoke tests)."),
-    budget: int = typer.Option(300, "--budget", help="Weight-update steps of the search phase (same for every strategy)."),
-    batch_size: int = typer.Option(64, "--batch-size", help="Training batch size."),
-    top_k: int = typer.Option(3, "--top-k", help="Candidates retrained from scratch."),
-    retrain_epochs: float = typer.Option(2.0, "--retrain-epochs", help="Epochs over the weights split per candidate."),
-    population: int = typer.Option(40, "--population", help="Candidates ranked at the end (samples / evolution)."),
-    batch: int = typer.Option(1, "--batch", help="Latency batch size (the table's)."),
-    threads: Optional[int] = typer.Option(None, "--threads", help="Table threads (default: the device profile's)."),
-    train_size: int = typer.Option(12000, "--train-size", help="Images in the weights split."),
-    arch_size: int = typer.Option(4000, "--arch-size", help="Images in the architecture split."),
-    test_size: Optional[int] = typer.Option(None, "--test-size", help="Test images used (default: the whole test set)."),
-    eval_examples: int = typer.Option(2000, "--eval-examples",
+    budget: int = typer.Option(300, "--budget", min=1, max=10_000_000, help="Weight-update steps of the search phase (same for every strategy)."),
+    batch_size: int = typer.Option(64, "--batch-size", min=1, max=65536, help="Training batch size."),
+    top_k: int = typer.Option(3, "--top-k", min=1, max=1000, help="Candidates retrained from scratch."),
+    retrain_epochs: float = typer.Option(2.0, "--retrain-epochs", min=0.001, max=10000.0, callback=finite, help="Epochs over the weights split per candidate."),
+    population: int = typer.Option(40, "--population", min=1, max=1_000_000, help="Candidates ranked at the end (samples / evolution)."),
+    batch: int = typer.Option(1, "--batch", min=1, max=65536, help="Latency batch size (the table's)."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, max=1024, help="Table threads (default: the device profile's)."),
+    train_size: int = typer.Option(12000, "--train-size", min=1, max=100_000_000, help="Images in the weights split."),
+    arch_size: int = typer.Option(4000, "--arch-size", min=1, max=100_000_000, help="Images in the architecture split."),
+    test_size: Optional[int] = typer.Option(None, "--test-size", min=1, max=100_000_000, help="Test images used (default: the whole test set)."),
+    eval_examples: int = typer.Option(2000, "--eval-examples", min=1, max=100_000_000,
                                       help="Arch-split images used to rank each candidate with shared weights."),
     latency_loss: Optional[str] = typer.Option(None, "--latency-loss",
                                                help="proxyless: mul#log | add#linear; darts: hinge | smooth."),
-    lam: Optional[float] = typer.Option(None, "--lambda", help="Latency penalty weight (add#linear, hinge, smooth)."),
-    order: int = typer.Option(1, "--order", help="DARTS: 1 (first order) or 2 (second order)."),
-    search_channels: Optional[int] = typer.Option(None, "--search-channels",
+    lam: Optional[float] = typer.Option(None, "--lambda", min=0.0, max=1e6, callback=finite, help="Latency penalty weight (add#linear, hinge, smooth)."),
+    order: int = typer.Option(1, "--order", min=1, max=2, help="DARTS: 1 (first order) or 2 (second order)."),
+    search_channels: Optional[int] = typer.Option(None, "--search-channels", min=1, max=8192,
                                                   help="DARTS: channels of the proxy supernet (the genotype is deployed at the preset's)."),
-    seed: int = typer.Option(0, "--seed"),
+    seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1),
     out: Optional[Path] = typer.Option(None, "--out", help="Run directory (default: runs/<strategy>-<space>-<device>-<T>ms-s<seed>)."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run in --out."),
     measure: bool = typer.Option(True, "--measure/--no-measure", help="Measure the retrained top-k on this machine."),
     torch_device: str = typer.Option("auto", "--torch-device", help="auto (CUDA when present), cpu or cuda."),
-    tolerance: float = typer.Option(0.05, "--tolerance",
+    tolerance: float = typer.Option(0.05, "--tolerance", callback=finite,
                                     help="Share by which a measured latency may exceed the target and still count as met "
                                          "(the measurement noise between processes; 0 for a hard limit)."),
     as_json: bool = JSON,
@@ -63,6 +64,8 @@ def search(
 
     if strategy not in list_strategies():
         raise InputError(f"unknown strategy {strategy!r}; known: {', '.join(list_strategies())}")
+    if not re.fullmatch(r"auto|cpu|cuda(:[0-9]{1,2})?", torch_device):
+        raise InputError(f"--torch-device must be auto, cpu, cuda or cuda:N, got {torch_device!r}")
     if target_ms <= 0:
         raise InputError(f"--target-ms must be positive, got {target_ms}")
     if not 0 <= tolerance < 1:

@@ -60,9 +60,9 @@ def list_tables(tables_dir: Optional[Path] = TABLES_DIR, as_json: bool = JSON):
 @app.command("show")
 def show(
     device: str = typer.Option(..., "--device", "-d"), backend: str = typer.Option(..., "--backend", "-b"),
-    batch: Optional[int] = typer.Option(None, "--batch"), op: Optional[str] = typer.Option(None, "--op",
+    batch: Optional[int] = typer.Option(None, "--batch", min=1, max=65536), op: Optional[str] = typer.Option(None, "--op",
                                                                                           help="Substring of the op key."),
-    limit: int = typer.Option(50, "--limit", help="Rows to print (JSON prints all)."),
+    limit: int = typer.Option(50, "--limit", min=0, max=10_000_000, help="Rows to print (JSON prints all)."),
     tables_dir: Optional[Path] = TABLES_DIR, as_json: bool = JSON,
 ):
     """The entries of one device/backend table, with their statistics and provenance."""
@@ -98,7 +98,7 @@ def show(
 def missing(
     device: str = typer.Option(..., "--device", "-d"), backend: str = typer.Option(..., "--backend", "-b"),
     space: str = typer.Option("darts,proxyless", "--space"), preset: str = typer.Option("small", "--preset"),
-    batch: str = typer.Option("1", "--batch"), threads: Optional[int] = typer.Option(None, "--threads"),
+    batch: str = typer.Option("1", "--batch"), threads: Optional[int] = typer.Option(None, "--threads", min=1, max=1024),
     precision: str = typer.Option("fp32", "--precision"), tables_dir: Optional[Path] = TABLES_DIR,
     as_json: bool = JSON,
 ):
@@ -145,7 +145,7 @@ def import_table(
     device: Optional[str] = typer.Option(None, "--device", "-d", help="Device to file a published table under "
                                                                       "(e.g. pixel-1); results.json names its own."),
     backend: str = typer.Option("tflite", "--backend", "-b", help="Backend a published table was measured with."),
-    threads: int = typer.Option(1, "--threads"),
+    threads: int = typer.Option(1, "--threads", min=1, max=1024),
     note: str = typer.Option("", "--note", help="Provenance note (source repository, commit, licence)."),
     bundle: Optional[Path] = typer.Option(None, "--bundle", help="The bundle zip the device ran (needed when the "
                                                                  "bundle was built on another machine)."),
@@ -161,7 +161,7 @@ def import_table(
 
     store = TableStore(tables_dir)
     if fmt is None and is_results_file(file):
-        named = json.loads(Path(file).read_text()).get("device")
+        named = json.loads(Path(file).read_text()).get("device")  # is_results_file parsed it within bounds
         if device is not None and device != named:
             raise InputError(f"{file} holds results for {named}, not {device}; drop --device (results name their device)")
         rep = import_results(file, store, bundle=bundle, command="edgenas tables import " + str(file))
@@ -195,7 +195,7 @@ def import_table(
 def export_table(
     device: str = typer.Option(..., "--device", "-d"), backend: str = typer.Option(..., "--backend", "-b"),
     fmt: str = typer.Option("proxylessnas", "--format"), out: Path = typer.Option(..., "--out"),
-    batch: int = typer.Option(1, "--batch"), tables_dir: Optional[Path] = TABLES_DIR,
+    batch: int = typer.Option(1, "--batch", min=1, max=65536), tables_dir: Optional[Path] = TABLES_DIR,
 ):
     """Write a table in a published format (ProxylessNAS YAML) for other tools."""
     if fmt not in FORMATS:

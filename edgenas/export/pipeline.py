@@ -137,7 +137,10 @@ def export_genotype(source: str, opts: ExportOptions, genotype=None,
     space = g.resolve()
     run_dir, gdir = _locate(source)
     meta = g.meta or {}
-    batch = opts.batch or int(meta.get("batch") or 1)
+    try:
+        batch = opts.batch or int(meta.get("batch") or 1)
+    except (TypeError, ValueError):
+        raise InputError(f"the genotype's meta.batch is {meta.get('batch')!r}, not a batch size; give --batch") from None
     if batch < 1:
         raise InputError(f"--batch must be positive, got {batch}")
     if opts.atol <= 0:
@@ -194,8 +197,11 @@ def export_genotype(source: str, opts: ExportOptions, genotype=None,
     data = opts.data
     if data is None and run_dir is not None and (run_dir / "config.json").is_file():
         try:
-            data = json.loads((run_dir / "config.json").read_text()).get("data")
-        except (OSError, json.JSONDecodeError):
+            from edgenas.schemas import load_json_file
+
+            data = load_json_file(run_dir / "config.json", "run configuration").get("data")
+            data = data if isinstance(data, str) else None
+        except (OSError, InputError, AttributeError):
             data = None
     net = check_network(module, space, batch, out, opts, data=data, on_progress=say)
     artifacts = net.artifacts

@@ -47,13 +47,11 @@ def _loose_row(key: str) -> dict:
 def import_proxylessnas(path, device: str, backend: str = "tflite", threads: int = 1, precision: str = "fp32",
                         runtime_version: str = "published", note: str = "") -> LatencyTable:
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-        data = yaml.safe_load(raw)
-    except FileNotFoundError:
-        raise InputError(f"no such file: {path}") from None
-    except yaml.YAMLError as e:
-        raise InputError(f"{path} is not valid YAML: {str(e).splitlines()[0]}") from None
+    from edgenas.schemas import LutEntry, load_yaml_text, read_bounded, validate
+
+    text = read_bounded(path, "lookup table")
+    raw = text.encode("utf-8")
+    data = load_yaml_text(text, str(path))
     if not isinstance(data, dict) or not data:
         raise InputError(f"{path} is not a ProxylessNAS/OFA lookup table (expected 'key: {{count, mean, var}}')")
     run_id = "import-" + hashlib.sha256(raw).hexdigest()[:12]
@@ -62,6 +60,8 @@ def import_proxylessnas(path, device: str, backend: str = "tflite", threads: int
     for key, entry in data.items():
         if not isinstance(entry, dict) or "mean" not in entry:
             raise InputError(f"{path}: entry {key!r} has no 'mean' (expected {{count, mean, var}})")
+        entry = validate(LutEntry, entry, f"{path}: entry {str(key)[:120]!r}",
+                         "a published latency is a finite number of ms > 0").model_dump(exclude_none=True)
         try:
             spec = OpSpec.from_key(str(key))
             row = {**spec.to_row(), "extra": ""}

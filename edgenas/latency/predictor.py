@@ -84,10 +84,11 @@ class CalibrationStore:
         p = self.path(device, backend)
         if not p.exists():
             return {}
-        try:
-            return json.loads(p.read_text()).get("calibrations", {})
-        except json.JSONDecodeError as e:
-            raise InputError(f"calibration file {p} is not valid JSON ({e.msg}); delete it and run edgenas calibrate") from None
+        from edgenas.schemas import CalibrationFile, load_json_file, validate
+
+        fix = f"delete it and run edgenas calibrate --device {device} --backend {backend} again"
+        data = validate(CalibrationFile, load_json_file(p, "calibration file", fix), f"calibration file {p}", fix)
+        return {k: v.model_dump() for k, v in data.calibrations.items()}
 
     def get(self, device, backend, key) -> Calibration | None:
         d = self.load_all(device, backend).get(key)
@@ -156,9 +157,13 @@ class LatencyPredictor:
 
         store = store or TableStore()
         if threads is None:
+            from edgenas.paths import profiles_root
+
             try:
                 threads = get_profile(device).threads_for(backend)
             except InputError:
+                if (profiles_root() / f"{device}.yaml").exists():
+                    raise  # a profile that is there but invalid is an error, not "1 thread"
                 threads = 1
         sel = TableSelection(device, backend, precision, threads, batch)
         table = store.load(device, backend, missing_ok=False)

@@ -17,6 +17,7 @@ small (hundreds of rows), diff well in git and open anywhere. Writes are atomic.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import math
@@ -29,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from edgenas.errors import InputError, TableMissError
-from edgenas.io import atomic_write_text
+from edgenas.io import atomic_write_bytes, atomic_write_text
 from edgenas.ops.registry import is_zero_cost
 from edgenas.ops.spec import OpSpec
 
@@ -99,31 +100,63 @@ class LatencyTable:
     # ---- IO -----------------------------------------------------------------------------
     @classmethod
     def read(cls, path) -> "LatencyTable":
+        """Read and validate a table: its meta (schema, row count, hash) and every row's latency and shape."""
+        from edgenas.schemas import MAX_FILE_BYTES, TableMeta, load_json_file, validate
+
         path = Path(path)
+        fix = table_fix(path)
         try:
-            df = pd.read_csv(path, dtype=str, keep_default_na=False)
+            if path.stat().st_size > MAX_FILE_BYTES:
+                raise InputError(f"latency table {path} is over {MAX_FILE_BYTES >> 20} MiB; not an edgenas table")
+            raw = path.read_bytes()
         except FileNotFoundError:
             raise InputError(f"no latency table at {path}") from None
-        except (pd.errors.ParserError, UnicodeDecodeError) as e:
-            raise InputError(f"latency table {path} is not a readable CSV: {e}") from None
+        except IsADirectoryError:
+            raise InputError(f"latency table {path} is a directory") from None
+        meta_path = path.with_suffix(".meta.json")
+        meta = TableMeta()
+        if meta_path.exists():
+            meta = validate(TableMeta, load_json_file(meta_path, "table meta", fix), f"table meta {meta_path}", fix)
+        if meta.csv_sha256:  # tables written before issue 13 have no hash: legacy, not checked
+            digest = hashlib.sha256(raw).hexdigest()
+            if digest not in (meta.csv_sha256, meta.previous_csv_sha256):
+                raise InputError(f"latency table {path} does not match the hash in {meta_path.name} (truncated or "
+                                 f"edited since edgenas wrote it; {meta.rows} rows expected); {fix}")
+        try:
+            df = pd.read_csv(io.BytesIO(raw), dtype=str, keep_default_na=False)
+        except pd.errors.EmptyDataError:
+            raise InputError(f"latency table {path} is empty; {fix}") from None
+        except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as e:
+            raise InputError(f"latency table {path} is not a readable CSV: {' '.join(str(e).split())[:150]}; "
+                             f"{fix}") from None
         missing = [c for c in KEY_COLUMNS + ["op"] if c not in df.columns]
         if missing:
             raise InputError(f"latency table {path} lacks column(s) {', '.join(missing)}; is it an edgenas table?")
-        meta = path.with_suffix(".meta.json")
-        runs = json.loads(meta.read_text()).get("runs", {}) if meta.exists() else {}
-        return cls(df.replace({"": np.nan}), runs)
+        check_table_frame(df, str(path), fix)
+        return cls(df.replace({"": np.nan}), meta.runs)
 
     def write(self, path) -> Path:
-        """Atomic write of the CSV and its ``.meta.json`` (rows sorted for stable diffs)."""
+        """Atomic write of the CSV and its ``.meta.json`` (rows sorted for stable diffs).
+
+        The meta records the CSV's row count and SHA-256 (and those of the CSV it replaces, which is
+        what a crash between the two atomic renames leaves), so a truncated or edited CSV is caught."""
         path = Path(path)
         df = self.df.sort_values(KEY_COLUMNS).reset_index(drop=True)
         buf = io.StringIO()
         df.to_csv(buf, index=False)
+        data = buf.getvalue().encode("utf-8")
+        # the same checks a reader makes: a bad row (an imported mean of -5, an absurd op) never reaches disk
+        check_table_frame(pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False), f"{path} (not written)")
         used = set(df["run_id"])
         meta = {"format": "edgenas.latency_table", "version": 1, "columns": COLUMNS,
+                "rows": len(df), "csv_sha256": hashlib.sha256(data).hexdigest(),
                 "runs": {k: v for k, v in self.runs.items() if k in used}}
+        if path.is_file():
+            old = path.read_bytes()
+            meta["previous_csv_sha256"] = hashlib.sha256(old).hexdigest()
+            meta["previous_rows"] = max(old.count(b"\n") - 1, 0)
         atomic_write_text(path.with_suffix(".meta.json"), json.dumps(meta, indent=2, default=str) + "\n")
-        atomic_write_text(path, buf.getvalue())
+        atomic_write_bytes(path, data)
         return path
 
     # ---- edit -----------------------------------------------------------------------------
@@ -199,6 +232,70 @@ class LatencyTable:
         out = g.agg(entries=("op_key", "size"), stable_share=("stable", lambda s: float(s.fillna(False).mean())),
                     median_cv=("cv", "median"), last_measured=("measured_at", "max")).reset_index()
         return out
+
+
+def table_fix(path) -> str:
+    """How to get a good table back at ``path`` (``<root>/<device>/<backend>.csv``)."""
+    path = Path(path)
+    return (f"rebuild it with: edgenas profile --device {path.parent.name} --backend {path.stem} --resume "
+            f"(measured tables) or edgenas tables import the source again (imported ones)")
+
+
+def check_table_frame(df: pd.DataFrame, where: str, fix: str = "") -> None:
+    """Every row's latency finite and > 0, statistics finite and >= 0, op shapes within bounds."""
+    from edgenas.schemas import op_shape_problem
+
+    tail = f"; {fix}" if fix else ""
+
+    def bad(i, msg):
+        key = df["op_key"].iloc[i] if "op_key" in df.columns else ""
+        raise InputError(f"latency table {where}, row {i + 2} ({key}): {msg}{tail}")
+
+    def numbers(col):
+        raw = df[col].astype(str).str.strip() if col in df.columns else pd.Series([""] * len(df))
+        num = pd.to_numeric(raw.where(raw != "", np.nan), errors="coerce")
+        garbled = num.isna() & (raw != "") & (raw.str.lower() != "nan")
+        if garbled.any():
+            i = int(np.flatnonzero(garbled.to_numpy())[0])
+            bad(i, f"{col} is {raw.iloc[i]!r}, not a number")
+        return num.astype("float64"), raw
+
+    median, median_raw = numbers("median_ms")
+    mean, mean_raw = numbers("mean_ms")
+    for col, values, raw in (("median_ms", median, median_raw), ("mean_ms", mean, mean_raw)):
+        given = raw != ""
+        wrong = given & ~(np.isfinite(values) & (values > 0))
+        if wrong.any():
+            i = int(np.flatnonzero(wrong.to_numpy())[0])
+            bad(i, f"{col} is {raw.iloc[i]}; latencies must be finite and > 0")
+    none = median.isna() & mean.isna()
+    if none.any():
+        bad(int(np.flatnonzero(none.to_numpy())[0]), "no latency (median_ms and mean_ms both empty)")
+    for col in ("p10_ms", "p90_ms", "std_ms", "cv", "rel_ci", "ref_ms", "ref_ratio", "n", "rounds"):
+        values, raw = numbers(col)
+        wrong = (raw != "") & (raw.str.lower() != "nan") & ~(np.isfinite(values) & (values >= 0))
+        if wrong.any():
+            i = int(np.flatnonzero(wrong.to_numpy())[0])
+            bad(i, f"{col} is {raw.iloc[i]}; it must be finite and >= 0")
+    ints = {}
+    for col in ("threads", "batch", "in_h", "in_w", "in_c", "out_h", "out_w", "out_c", "kernel", "stride", "expand",
+                "dilation", "idskip"):
+        values, raw = numbers(col)
+        if ((raw != "") & (values != values.round())).any():
+            bad(int(np.flatnonzero(((raw != "") & (values != values.round())).to_numpy())[0]), f"{col} is not an integer")
+        ints[col] = values.fillna(0).clip(-1, 2 ** 40).astype("int64").to_numpy()
+    for col, hi in (("threads", 1024), ("batch", 65536)):
+        wrong = (ints[col] < 1) & (df[col].astype(str) != "") if col in df.columns else np.zeros(len(df), bool)
+        wrong = np.asarray(wrong) | (ints[col] > hi)
+        if wrong.any():
+            i = int(np.flatnonzero(wrong)[0])
+            bad(i, f"{col} {ints[col][i]} is outside 1..{hi}")
+    for i in range(len(df)):
+        problem = op_shape_problem((ints["in_h"][i], ints["in_w"][i], ints["in_c"][i]),
+                                   (ints["out_h"][i], ints["out_w"][i], ints["out_c"][i]), ints["kernel"][i],
+                                   ints["stride"][i], ints["expand"][i], ints["dilation"][i])
+        if problem:
+            bad(i, problem)
 
 
 def table_miss(missing: list[str], sel: TableSelection, profile_hint: str = "") -> TableMissError:

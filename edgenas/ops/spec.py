@@ -28,6 +28,25 @@ class OpSpec:
     dilation: int = 1
     idskip: int = 0
 
+    def __post_init__(self):
+        # an absurd op (200,000 channels, a 13 TiB tensor) is refused here, before anything is allocated
+        try:
+            (ih, iw, ic), (oh, ow, oc) = self.in_shape, self.out_shape
+            if (0 <= ic <= 1024 and 0 <= oc <= 1024 and 0 <= ih * iw * ic <= 1 << 24 and 0 <= oh * ow * oc <= 1 << 24
+                    and ih >= 0 and oh >= 0 and 0 <= self.kernel <= 15 and 0 <= self.stride <= 16
+                    and 0 <= self.expand <= 16 and 0 <= self.dilation <= 16):
+                return  # fast path: every bound below holds for these (this runs for every op of every step)
+        except (TypeError, ValueError):
+            pass
+        try:
+            problem = op_shape_problem(self.in_shape, self.out_shape, self.kernel, self.stride, self.expand,
+                                       self.dilation)
+        except (TypeError, ValueError):
+            problem = "its shapes are not (H, W, C) integers"
+        if problem:
+            raise InputError(f"op {self.op} {_shape(self.in_shape)} -> {_shape(self.out_shape)} is out of bounds: "
+                             f"{problem}")
+
     @classmethod
     def make(cls, op: str, in_shape, out_shape, **fields_) -> "OpSpec":
         """Build a spec with the fields its op type implies filled in (use this, not the constructor)."""
@@ -102,6 +121,38 @@ class OpSpec:
         if missing:
             raise InputError(f"op key {key!r}: missing field(s) {', '.join(missing)}")
         return t.complete(cls(op=op, in_shape=in_shape, out_shape=out_shape, **extra))
+
+
+# op shapes: generous for edge networks, far below what would exhaust memory when an op is built
+MAX_HW = 8192
+MAX_CHANNELS = 65536
+MAX_KERNEL = 31
+MAX_STRIDE = 16
+MAX_EXPAND = 65536  # a ratio in our keys, the expanded channel count in OFA keys
+MAX_TENSOR_ELEMENTS = 1 << 27  # 512 MiB in fp32, per tensor at batch 1
+MAX_WEIGHT_ELEMENTS = 1 << 28
+
+
+def op_shape_problem(in_shape, out_shape, kernel: int, stride: int, expand: int, dilation: int) -> str | None:
+    """Why an op instance is absurd (and would allocate absurdly), or None."""
+    for name, shape in (("input", in_shape), ("output", out_shape)):
+        h, w, c = shape
+        if not (0 <= h <= MAX_HW and 0 <= w <= MAX_HW):
+            return f"{name} {h}x{w} is outside 0..{MAX_HW} per side"
+        if not 0 <= c <= MAX_CHANNELS:
+            return f"{name} has {c} channels (at most {MAX_CHANNELS})"
+        if h * w * c > MAX_TENSOR_ELEMENTS:
+            return f"{name} {h}x{w}x{c} has over {MAX_TENSOR_ELEMENTS} elements"
+    for name, v, hi in (("kernel", kernel, MAX_KERNEL), ("stride", stride, MAX_STRIDE), ("expand", expand, MAX_EXPAND),
+                        ("dilation", dilation, MAX_STRIDE)):
+        if not 0 <= v <= hi:
+            return f"{name} {v} is outside 0..{hi}"
+    cin, cout, k2 = max(in_shape[2], 1), max(out_shape[2], 1), max(kernel, 1) ** 2
+    mid = expand if expand > MAX_STRIDE else cin * max(expand, 1)  # OFA keys give the expanded width itself
+    weights = max(cin * cout * k2, cin * mid + mid * k2 + mid * cout)
+    if weights > MAX_WEIGHT_ELEMENTS:
+        return f"its weights would hold about {weights} elements (at most {MAX_WEIGHT_ELEMENTS})"
+    return None
 
 
 SPEC_COLUMNS = [f.name for f in fields(OpSpec)]

@@ -141,6 +141,8 @@ def build_bundle(device: DeviceProfile, backend: Backend, specs: list[OpSpec], b
                                                                           (ANDROID_HELPER, helper_src)) if src},
         "nonce": secrets.token_hex(16),
     }
+    # the shell helper reads models.tsv, not the JSON: the manifest (hence bundle_id) covers its hash
+    manifest["models_tsv_sha256"] = hashlib.sha256(models_tsv(manifest).encode()).hexdigest()
     manifest["bundle_id"] = device_runner().manifest_id(manifest)
     atomic_write_bytes(out, _zip(manifest, files, runner_src, helper_src))
     copy = save_manifest(store, manifest) if store is not None else None
@@ -203,10 +205,15 @@ def read_bundle_manifest(path: Path) -> dict:
     path = Path(path)
     try:
         with zipfile.ZipFile(path) as z:
-            manifest = json.loads(z.read("manifest.json"))
+            info = z.getinfo("manifest.json")
+            if info.file_size > 64 << 20:
+                raise ValueError("manifest.json is over 64 MiB")
+            from edgenas.schemas import load_json_text
+
+            manifest = load_json_text(z.read(info).decode("utf-8"), f"{path}: manifest.json")
     except FileNotFoundError:
         raise InputError(f"no such bundle: {path}") from None
-    except (zipfile.BadZipFile, KeyError, ValueError) as e:
+    except (zipfile.BadZipFile, KeyError, ValueError, OSError) as e:
         raise InputError(f"{path} is not an edgenas bundle ({e}); build one with edgenas profile --bundle") from None
     check_manifest(manifest, str(path))
     return manifest
@@ -218,3 +225,6 @@ def check_manifest(manifest, where: str) -> None:
     if device_runner().manifest_id(manifest) != manifest.get("bundle_id"):
         raise InputError(f"{where}: the manifest was modified (it no longer hashes to its bundle_id "
                          f"{manifest.get('bundle_id')}); rebuild the bundle")
+    from edgenas.schemas import BundleManifest, validate
+
+    validate(BundleManifest, manifest, f"bundle manifest {where}", "rebuild the bundle with edgenas profile --bundle")

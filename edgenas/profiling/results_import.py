@@ -56,10 +56,13 @@ def is_results_file(path) -> bool:
     path = Path(path)
     if path.suffix.lower() != ".json" or not path.is_file():
         return False
+    from edgenas.schemas import load_json_text, read_bounded
+
     try:
-        return json.loads(path.read_text(errors="replace")).get("format") == RESULTS_FORMAT
-    except (ValueError, AttributeError):
+        data = load_json_text(read_bounded(path, "results file"), str(path))
+    except InputError:
         return False
+    return isinstance(data, dict) and data.get("format") == RESULTS_FORMAT
 
 
 def read_results(path) -> tuple[dict, bytes]:
@@ -68,10 +71,14 @@ def read_results(path) -> tuple[dict, bytes]:
         raw = path.read_bytes()
     except FileNotFoundError:
         raise InputError(f"no such file: {path}") from None
+    from edgenas.schemas import MAX_FILE_BYTES, load_json_text
+
+    if len(raw) > MAX_FILE_BYTES:
+        raise ResultsRejected(f"{path} is over {MAX_FILE_BYTES >> 20} MiB; not an edgenas results file")
     try:
-        data = json.loads(raw)
-    except ValueError as e:
-        raise ResultsRejected(f"{path} is not valid JSON ({e}); was it copied completely?") from None
+        data = load_json_text(raw.decode("utf-8"), str(path), "was it copied completely?", allow_nan=False)
+    except (InputError, UnicodeDecodeError) as e:
+        raise ResultsRejected(str(e) if isinstance(e, InputError) else f"{path} is not UTF-8 JSON") from None
     if not isinstance(data, dict) or data.get("format") != RESULTS_FORMAT:
         raise ResultsRejected(f"{path} is not an edgenas results file (expected \"format\": \"{RESULTS_FORMAT}\")")
     if data.get("version") != 1:
@@ -91,10 +98,9 @@ def find_manifest(bundle_id: str, device: str, store: TableStore, bundle: Path |
     candidates += sorted(store.root.glob(f"*/bundles/{bundle_id}.json")) if _safe(bundle_id) else []
     for path in candidates:
         if path.is_file():
-            try:
-                manifest = json.loads(path.read_text())
-            except ValueError:
-                raise InputError(f"kept bundle manifest {path} is not valid JSON; pass the bundle with --bundle") from None
+            from edgenas.schemas import load_json_file
+
+            manifest = load_json_file(path, "kept bundle manifest", "pass the bundle with --bundle")
             check_manifest(manifest, str(path))
             return manifest
     raise ResultsRejected(f"the results belong to bundle {bundle_id!r}, which is not among the bundles built here "
@@ -158,26 +164,20 @@ def validate(results: dict, manifest: dict, where: str) -> None:
 
 
 def _check_stats(entry_id: str, s: dict, bad) -> None:
-    def num(k):
-        v = s.get(k)
-        if v is None:
-            return None
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-            raise bad(f"entry {entry_id}: {k} is {v!r}, not a number")
-        return float(v)
+    from pydantic import ValidationError
 
-    median, mean = num("median_ms"), num("mean_ms")
-    value = median if median is not None else mean
-    if value is None or value <= 0:
+    from edgenas.schemas import ResultStats, explain
+
+    try:
+        st = ResultStats.model_validate(s)
+    except ValidationError as e:
+        first = e.errors()[0]["loc"][:1]
+        lead = "no positive median_ms or mean_ms: " if first in (("median_ms",), ("mean_ms",)) else ""
+        raise bad(f"entry {entry_id}: {lead}{explain(e)} (latencies must be finite and > 0)") from None
+    if st.median_ms is None and st.mean_ms is None:
         raise bad(f"entry {entry_id}: no positive median_ms or mean_ms")
-    p10, p90 = num("p10_ms"), num("p90_ms")
-    if None not in (p10, p90, median) and not p10 <= median <= p90:
-        raise bad(f"entry {entry_id}: p10 <= median <= p90 does not hold ({p10}, {median}, {p90})")
-    n = s.get("n")
-    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-        raise bad(f"entry {entry_id}: n is {n!r}, not a positive count")
-    for k in ("std_ms", "cv", "rel_ci", "ref_ms", "ref_ratio"):
-        num(k)
+    if None not in (st.p10_ms, st.p90_ms, st.median_ms) and not st.p10_ms <= st.median_ms <= st.p90_ms:
+        raise bad(f"entry {entry_id}: p10 <= median <= p90 does not hold ({st.p10_ms}, {st.median_ms}, {st.p90_ms})")
 
 
 def _measured_at(results: dict, manifest: dict) -> str:

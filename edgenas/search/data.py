@@ -126,15 +126,52 @@ def load_fashion_mnist(root: Path = FMNIST_DIR):
     return xtr[:, None], ytr, xte[:, None], yte, 10, (FMNIST_MEAN,), (FMNIST_STD,)
 
 
+# What a CIFAR-10 batch pickle may name: numpy's array/scalar rebuilders and nothing else. Dicts, lists,
+# bytes, str and numbers need no global at all. Anything else (os.system, builtins.eval, ...) is refused
+# before it can run.
+_PICKLE_ALLOWED = {
+    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+    ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
+}
+MAX_PICKLE_BYTES = 1 << 30
+
+
+class _PlainUnpickler(pickle.Unpickler):
+    def find_class(self, module, name):
+        if (module, name) in _PICKLE_ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"it names {module}.{name}, which a data file never needs")
+
+
+def load_plain_pickle(path: Path):
+    """Unpickle a data file that may hold only numpy arrays, dicts, lists, bytes, strings and numbers."""
+    path = Path(path)
+    if path.stat().st_size > MAX_PICKLE_BYTES:
+        raise InputError(f"{path} is larger than {MAX_PICKLE_BYTES >> 20} MiB; not a CIFAR-10 batch")
+    try:
+        with open(path, "rb") as f:
+            return _PlainUnpickler(f, encoding="bytes").load()
+    except Exception as e:  # noqa: BLE001 - a malformed pickle raises almost anything; none of it ran code
+        raise InputError(f"{path} is not a plain data pickle ({e}); refused without running it") from None
+
+
 def load_cifar10(root: Path):
     def batch(name):
         p = root / name
         if not p.exists():
             raise InputError(f"CIFAR-10 batch {p} not found; expected the python version "
                              f"(data_batch_1..5, test_batch) in {root}")
-        with open(p, "rb") as f:
-            d = pickle.load(f, encoding="bytes")
-        return np.asarray(d[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32), np.asarray(d[b"labels"])
+        d = load_plain_pickle(p)
+        data, labels = (d.get(b"data"), d.get(b"labels")) if isinstance(d, dict) else (None, None)
+        if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072 \
+                or not isinstance(labels, (list, np.ndarray)) or len(labels) != len(data):
+            raise InputError(f"CIFAR-10 batch {p} does not hold b'data' (N x 3072 uint8) and N b'labels'; "
+                             f"expected the python version of CIFAR-10")
+        labels = np.asarray(labels)
+        if labels.dtype.kind not in "iu" or (len(labels) and (labels.min() < 0 or labels.max() > 9)):
+            raise InputError(f"CIFAR-10 batch {p} has labels outside 0..9")
+        return data.reshape(-1, 3, 32, 32), labels.astype(np.int64)
 
     parts = [batch(f"data_batch_{i}") for i in range(1, 6)]
     xte, yte = batch("test_batch")

@@ -19,6 +19,7 @@ import csv
 import io
 import json
 import math
+import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -84,8 +85,31 @@ class Run:
         atomic_write_bytes(self.file("checkpoint.pt"), buf.getvalue())
 
     def load_checkpoint(self) -> dict | None:
+        """The resume state, loaded without running code: ``weights_only=True`` plus an explicit allow-list
+        of our own plain records (tensors, numbers, strings, lists, dicts and these dataclasses only)."""
         p = self.file("checkpoint.pt")
-        return torch.load(p, weights_only=False) if p.exists() else None
+        if not p.exists():
+            return None
+        try:
+            with torch.serialization.safe_globals(checkpoint_globals()):
+                state = torch.load(p, map_location="cpu", weights_only=True)
+        except Exception as e:  # a crafted or foreign pickle: refused before any of it runs
+            named = re.search(r"GLOBAL ([\w.]+)", str(e))
+            reason = f"it names {named.group(1)}" if named else type(e).__name__
+            raise InputError(f"{p} is not an edgenas checkpoint that loads safely ({reason[:120]}); delete it "
+                             f"and rerun with --resume (the search restarts from the last phase on disk)") from None
+        if not isinstance(state, dict) or not {"strategy", "phase", "log"} <= set(state):
+            raise InputError(f"{p} is not an edgenas checkpoint; delete it or choose another --out")
+        return state
+
+
+def checkpoint_globals() -> list:
+    """The only non-builtin types a checkpoint may hold (``torch.load(weights_only=True)`` allow-list)."""
+    from edgenas.search.base import Candidate
+    from edgenas.spaces.darts import DartsArch
+    from edgenas.spaces.proxyless import ProxylessArch
+
+    return [Candidate, DartsArch, ProxylessArch]
 
 
 def _json_default(o):
@@ -177,13 +201,18 @@ def run_search(cfg: SearchConfig, out: Path, resume: bool = False, on_progress: 
     if run.file("config.json").exists():
         if not resume:
             raise InputError(f"{out} already holds a run; add --resume to continue it, or choose another --out")
-        old = json.loads(run.file("config.json").read_text())
+        from edgenas.schemas import load_json_file
+
+        fix = "choose another --out (or delete that run directory)"
+        old = load_json_file(run.file("config.json"), "run configuration", fix)
+        if not isinstance(old, dict):
+            raise InputError(f"{run.file('config.json')} is not a run configuration; {fix}")
         if old != json.loads(json.dumps(cfg_dict)):
             diff = sorted(k for k in set(old) | set(cfg_dict) if old.get(k) != json.loads(json.dumps(cfg_dict)).get(k))
             raise InputError(f"--resume with different settings than {out}/config.json ({', '.join(diff)}); "
                              f"rerun with the same flags or choose another --out")
         if run.file("summary.json").exists() and not run.file("checkpoint.pt").exists():
-            return json.loads(run.file("summary.json").read_text())
+            return load_json_file(run.file("summary.json"), "run summary", fix)
     log_rows: list[dict] = []
     ctx, predictor = _context(cfg, log_rows.append)  # bad data / table misses fail before the run dir exists
     run.path.mkdir(parents=True, exist_ok=True)

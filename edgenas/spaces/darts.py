@@ -34,6 +34,11 @@ class DartsConfig:
     in_channels: int = 3
     num_classes: int = 10
 
+    def __post_init__(self):
+        from edgenas.schemas import check_space_config
+
+        check_space_config(self, "darts")
+
 
 @dataclass(frozen=True)
 class DartsArch:

@@ -117,10 +117,13 @@ def load_genotype(source: str, space: str | None = None, preset: str | None = No
                                   overrides=overrides)
     if not stripped.startswith(("{", "[")):
         raise GenotypeError(f"{source!r} is not a genotype file, a JSON object or a DARTS 'Genotype(...)' string")
-    try:
-        data = json.loads(stripped)
-    except json.JSONDecodeError as e:
-        raise GenotypeError(f"genotype is not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
+    from edgenas.errors import InputError
+    from edgenas.schemas import load_json_text
+
+    try:  # bounded: size and nesting depth are checked before parsing (a 200,000-deep file is refused fast)
+        data = load_json_text(stripped, "genotype")
+    except InputError as e:
+        raise GenotypeError(str(e)) from None
     return genotype_from_dict(data, space=space, preset=preset, overrides=overrides)
 
 

@@ -38,6 +38,11 @@ class ProxylessConfig:
     kernels: tuple[int, ...] = (3, 5, 7)
     dropout: float = 0.0
 
+    def __post_init__(self):
+        from edgenas.schemas import check_space_config
+
+        check_space_config(self, "proxyless")
+
 
 @dataclass(frozen=True)
 class _Layer:
