@@ -251,6 +251,7 @@ class CalibrationEntry(_Strict):
     arch_ids: list = Field(default_factory=list)
     runtime_version: str = ""
     anchor_ms: Optional[float] = float("nan")
+    truth: Literal["protocol", "plain"] = "protocol"
 
     @field_validator("model")
     @classmethod

@@ -175,6 +175,11 @@ def calibrate(
     preset: str = typer.Option("small", "--preset"), batch: int = BATCH, threads: Optional[int] = THREADS,
     n: int = typer.Option(10, "--n", min=3, max=10_000, help="Whole networks to measure for the fit."),
     seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1), quick: bool = typer.Option(False, "--quick"),
+    truth: str = typer.Option("auto", "--truth",
+                              help="What to fit: plain (the exported files timed plainly with their runtime, fastest "
+                                   "of 3 fresh processes: what its benchmark tool shows; run it on a quiet machine), "
+                                   "protocol (edgenas's paired measurement: robust on a busy host), auto (plain where "
+                                   "the backend runs a model file)."),
     tables_dir: Optional[Path] = TABLES, as_json: bool = common.JSON,
 ):
     """Measure N random whole networks and fit the predictor's correction (stored beside the table)."""
@@ -190,7 +195,9 @@ def calibrate(
     settings = ProtocolSettings.quick() if quick else ProtocolSettings()
     with progress_bar() as bar:
         task = bar.add_task(f"calibrate {backend} b{batch}", total=n, detail="")
-        cal, path, nets = run_calibrate(be, sp, pred, store, n, seed, settings, _progress_cb(bar, task))
+        cal, path, nets = run_calibrate(be, sp, pred, store, n, seed, settings, _progress_cb(bar, task),
+                                        truth="plain" if truth == "auto" and be.suffix else
+                                        "protocol" if truth == "auto" else truth)
     result = {"device": device, "backend": backend, "batch": batch, "space": space, "preset": preset,
               "calibration": cal.__dict__, "file": str(path), "networks": nets}
     emit(result, as_json, lambda r: console.print(
@@ -253,7 +260,8 @@ def verify(
     with progress_bar() as bar:
         if recalibrate or not pred.calibration.calibrated:
             task = bar.add_task(f"calibrate {backend} b{batch}", total=calibration_n, detail="")
-            run_calibrate(be, sp, pred, store, calibration_n, seed, settings, _progress_cb(bar, task))
+            run_calibrate(be, sp, pred, store, calibration_n, seed, settings, _progress_cb(bar, task), truth=truth,
+                          processes=truth_processes)
         task = bar.add_task(f"verify {backend} b{batch}", total=n, detail="")
         rep = run_verify(be, sp, pred, n, seed, settings, plot, _progress_cb(bar, task), truth=truth,
                          processes=truth_processes)

@@ -15,7 +15,7 @@ whose chunks carry the reference's block statistics.
 
 from __future__ import annotations
 
-import json
+import math
 import random
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -122,12 +122,14 @@ def _measure_here(rep, table, sel, rows, entries, processes, seed, quick):
 
 
 def _from_results(rep, path: Path, batch: int):
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise InputError(f"cannot read {path}: {e}") from None
-    chunks = [c for c in (data.get("chunks") or []) if isinstance(c, dict) and c.get("batch") in (batch, str(batch))]
-    p10 = [c["reference_ms_p10_p50_p90"][0] for c in chunks if len(c.get("reference_ms_p10_p50_p90") or []) == 3]
+    from edgenas.schemas import load_json_file
+
+    data = load_json_file(path, "results file", "pass results.json from tools/edgenas_device_runner.py")
+    chunks = [c for c in (data.get("chunks") or []) if isinstance(data, dict) and isinstance(c, dict)
+              and c.get("batch") in (batch, str(batch))] if isinstance(data, dict) else []
+    p10 = [c["reference_ms_p10_p50_p90"][0] for c in chunks if isinstance(c.get("reference_ms_p10_p50_p90"), list)
+           and len(c["reference_ms_p10_p50_p90"]) == 3 and isinstance(c["reference_ms_p10_p50_p90"][0], (int, float))
+           and math.isfinite(c["reference_ms_p10_p50_p90"][0]) and c["reference_ms_p10_p50_p90"][0] > 0]
     if not p10:
         raise InputError(f"{path} has no reference statistics for batch {batch} (needs results.json from "
                          f"tools/edgenas_device_runner.py)")

@@ -53,6 +53,7 @@ class Calibration:
     arch_ids: list = field(default_factory=list)  # the calibration networks: never scored by verify
     runtime_version: str = ""
     anchor_ms: float = float("nan")  # the ms scale of ref_ratio values the fit used (kept fixed after)
+    truth: str = "protocol"  # what the fit's networks were timed with: protocol (paired) or plain (runtime alone)
 
     @property
     def calibrated(self) -> bool:

@@ -24,6 +24,7 @@ from edgenas.profiling.networks import arch_id, measure_networks, network_artifa
 from edgenas.profiling.protocol import ProtocolSettings
 
 CALIBRATION_SEED_OFFSET = 1_000_003
+TRUTHS = ("protocol", "plain")
 
 
 def kendall_tau(x, y) -> float:
@@ -64,19 +65,49 @@ def sample_archs(space, n: int, seed: int, exclude: set[str] = frozenset()) -> l
 
 
 def calibrate(backend: Backend, space, predictor: LatencyPredictor, store: TableStore, n: int = 10, seed: int = 0,
-              settings: ProtocolSettings = ProtocolSettings(), on_progress: Callable | None = None):
-    """Measure ``n`` random networks, fit the correction, store it beside the table."""
+              settings: ProtocolSettings = ProtocolSettings(), on_progress: Callable | None = None,
+              truth: str = "protocol", processes: int = 3):
+    """Measure ``n`` random networks, fit the correction, store it beside the table.
+
+    ``truth`` as in :func:`verify`: ``plain`` fits what the runtime's own benchmark tool shows (the
+    exported file timed plainly, fastest of ``processes`` fresh processes; needs a quiet host),
+    ``protocol`` fits edgenas's paired measurement (robust to a busy host; measured here to sit a
+    few percent under the plain figure). The fit is stored in reference units either way.
+    """
+    _check_truth(backend, truth)
     archs = sample_archs(space, n, seed + CALIBRATION_SEED_OFFSET)
     meas = measure_networks(backend, space, archs, predictor.sel.batch, settings, on_progress=on_progress,
                             source="calibrate")
     feats = [predictor.features(space.op_specs(a)) for a in archs]
     y = [predictor.measured_ms(m.stats.ref_ratio, m.stats.median_ms) for m in meas]
+    if truth == "plain":
+        y = [t.ms for t in _plain_timings(backend, space, archs, predictor.sel.batch, processes, on_progress)]
     cal = fit_calibration(feats, y, [m.arch_id for m in meas], backend.runtime_version(), predictor.anchor_ms)
+    cal.truth = truth
     key = calibration_key(space, predictor.sel)
     path = CalibrationStore(store).put(predictor.sel.device, predictor.sel.backend, key, cal)
     predictor.calibration = cal
     return cal, path, [{"arch_id": m.arch_id, "sum_ms": f[0], "ops": f[1], "measured_ms": v}
                        for m, f, v in zip(meas, feats, y)]
+
+
+def _check_truth(backend: Backend, truth: str) -> None:
+    if truth not in TRUTHS:
+        raise InputError(f"--truth must be one of {', '.join(TRUTHS)}, not {truth!r}")
+    if truth == "plain" and not backend.suffix:
+        raise InputError(f"--truth plain times an exported model file; backend {backend.name!r} runs the PyTorch "
+                         f"module itself (use --truth protocol)")
+
+
+def _plain_timings(backend: Backend, space, archs, batch: int, processes: int, on_progress=None) -> list:
+    from edgenas.profiling.plain import time_fresh
+
+    out = []
+    for i, a in enumerate(archs):
+        if on_progress:
+            on_progress("plain timing", i, len(archs))
+        out.append(time_fresh(network_artifact(backend, space, a, batch), backend.threads, processes))
+    return out
 
 
 @dataclass
@@ -91,9 +122,6 @@ class VerifyReport:
         return asdict(self)
 
 
-TRUTHS = ("protocol", "plain")
-
-
 def verify(backend: Backend, space, predictor: LatencyPredictor, n: int = 50, seed: int = 0,
            settings: ProtocolSettings = ProtocolSettings(), plot_path: Path | None = None,
            on_progress: Callable | None = None, title: str = "", truth: str = "protocol",
@@ -106,11 +134,7 @@ def verify(backend: Backend, space, predictor: LatencyPredictor, n: int = 50, se
     (``profiling/plain.py``), as the runtime's own benchmark tool would, so an error of scale is
     an error too. Both are reported; ``truth`` picks the one scored.
     """
-    if truth not in TRUTHS:
-        raise InputError(f"--truth must be one of {', '.join(TRUTHS)}, not {truth!r}")
-    if truth == "plain" and not backend.suffix:
-        raise InputError(f"--truth plain times an exported model file; backend {backend.name!r} runs the PyTorch "
-                         f"module itself (use --truth protocol)")
+    _check_truth(backend, truth)
     exclude = set(predictor.calibration.arch_ids)
     archs = sample_archs(space, n, seed, exclude)
     preds = [predictor.predict(space, a) for a in archs]  # table misses fail before any measuring
@@ -119,13 +143,7 @@ def verify(backend: Backend, space, predictor: LatencyPredictor, n: int = 50, se
     protocol_ms = [predictor.measured_ms(m.stats.ref_ratio, m.stats.median_ms) for m in meas]
     plain = [None] * len(archs)
     if truth == "plain":
-        from edgenas.profiling.plain import time_fresh
-
-        for i, a in enumerate(archs):
-            if on_progress:
-                on_progress("plain timing", i, len(archs))
-            plain[i] = time_fresh(network_artifact(backend, space, a, predictor.sel.batch), backend.threads,
-                                  processes)
+        plain = _plain_timings(backend, space, archs, predictor.sel.batch, processes, on_progress)
     measured = [t.ms for t in plain] if truth == "plain" else protocol_ms
     predicted = [p.predicted_ms for p in preds]
     nets = [{"arch_id": m.arch_id, "arch": space.arch_to_json(a), "predicted_ms": p.predicted_ms, "sum_ms": p.sum_ms,
