@@ -45,10 +45,10 @@ def synthetic_table(seed=0):
     """Accuracy with interactions (not additive), latency additive over live edges plus noise."""
     rng = np.random.default_rng(seed)
     archs = enc.all_archs()
-    w = rng.normal(size=enc.features(archs[:1]).shape[1])
-    acc = 60 + 2.0 * (enc.features(archs) @ w) / 4
+    feats = enc.all_features()
+    acc = 60 + 0.5 * (feats @ rng.normal(size=feats.shape[1]))
     cost = np.array([0.0, 0.05, 0.4, 1.0, 0.2])
-    live = np.array([enc.live_edges(tuple(a)) for a in archs])
+    live = enc.all_live()
     lat = 0.3 + (cost[archs] * live).sum(1) * rng.uniform(0.95, 1.05, len(archs))
     return acc, lat
 
@@ -105,8 +105,7 @@ def test_run_blackbox_rejects_an_infeasible_ask():
 def test_additive_model_recovers_additive_latency(table):
     archs = enc.all_archs()
     cost = np.array([0.0, 0.05, 0.4, 1.0, 0.2])
-    live = np.array([enc.live_edges(tuple(a)) for a in archs])
-    lat = 0.3 + (cost[archs] * live).sum(1)
+    lat = 0.3 + (cost[archs] * enc.all_live()).sum(1)
     idx = np.random.default_rng(0).choice(len(archs), 100, replace=False)
     pred = AdditiveLatencyModel(ridge=1e-9).fit(archs[idx], lat[idx]).predict(archs)
     assert np.abs(pred - lat).max() < 1e-3
@@ -119,6 +118,21 @@ def test_fit_mode_tightens_the_target(table):
     assert nb201.make_setting(table, target, fit_n=100, seed=3).margin == s.margin  # seeded
     res = nb201.run_bench(table, target, ["evolution"], 50, 2, fit_n=100)
     assert res.strategies["evolution"]["at"]["50"]["feasible_share"] >= 0.5
+
+
+def test_verify_k_picks_the_best_measured_feasible(table):
+    from edgenas.search.blackbox.base import Trace
+
+    target = table.target_for_quantile(0.25)
+    fast = [int(c) for c in np.flatnonzero(table.latency <= target)[:3]]
+    slow = [int(c) for c in np.flatnonzero(table.latency > target)[:3]]
+    acc = {c: a for c, a in zip(slow + fast, [90.0, 89.0, 88.0, 50.0, 49.0, 48.0])}
+    trace = Trace([(enc.from_code(c), a) for c, a in acc.items()])
+    opt = table.optimum(target)[1]
+    plain = nb201.score(table, trace, 6, target, opt)
+    checked = nb201.score(table, trace, 6, target, opt, verify_k=4)
+    assert not plain.feasible[-1] and checked.feasible[-1]
+    assert checked.regret[-1] == pytest.approx(opt - table.accuracy[fast[0]])
 
 
 # ---- CLI with the generic CSV sources ------------------------------------------------------

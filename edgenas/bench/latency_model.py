@@ -28,13 +28,14 @@ class LatencyModel(Protocol):
 
 
 def _design(archs: np.ndarray) -> np.ndarray:
-    archs = np.asarray(archs)
+    archs = np.asarray(archs, dtype=np.int64).reshape(-1, enc.N_EDGES)
+    codes = archs @ (enc.N_OPS ** np.arange(enc.N_EDGES - 1, -1, -1))
+    live = enc.all_live()[codes]
     x = np.zeros((len(archs), 1 + enc.N_EDGES * enc.N_OPS))
     x[:, 0] = 1.0
-    for r, a in enumerate(archs):
-        for e, live in enumerate(enc.live_edges(tuple(a))):
-            if live:
-                x[r, 1 + e * enc.N_OPS + a[e]] = 1.0
+    rows = np.arange(len(archs))
+    for e in range(enc.N_EDGES):
+        x[rows, 1 + e * enc.N_OPS + archs[:, e]] = live[:, e]
     return x
 
 

@@ -12,6 +12,8 @@ the NAS-Bench-201 index (that order comes from the benchmark's own list, see ``h
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from edgenas.errors import GenotypeError
@@ -125,3 +127,17 @@ def features(archs: np.ndarray) -> np.ndarray:
         block[np.arange(n)[ok], idx[ok]] = 1.0
         blocks.append(block)
     return np.concatenate(blocks, axis=1)
+
+
+@lru_cache(maxsize=1)
+def all_live() -> np.ndarray:
+    """(15625, 6) bool: ``live_edges`` of every code (computed once)."""
+    return np.array([live_edges(tuple(a)) for a in all_archs()], dtype=bool)
+
+
+@lru_cache(maxsize=1)
+def all_features() -> np.ndarray:
+    """``features`` of every code (computed once; read-only)."""
+    f = features(all_archs())
+    f.flags.writeable = False
+    return f

@@ -36,6 +36,9 @@ def nb201_cmd(
                               help="Realistic mode: the search sees latency predicted by a model fitted on N measured nets."),
     margin_quantile: float = typer.Option(0.95, "--margin-quantile",
                                           help="--fit-n: the target is divided by this quantile of the model's CV ratio true/predicted."),
+    verify_k: int = typer.Option(0, "--verify-k",
+                                 help="--fit-n: measure the K most accurate queried archs and pick the best that meets "
+                                      "the target (K extra measurements)."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Write a regret-vs-queries PNG with 95% confidence bands."),
     as_json: bool = JSON,
 ):
@@ -58,7 +61,8 @@ def nb201_cmd(
     acc = sources.load_accuracy(accuracy, hwnasbench)
     table = nb201.Table(acc, lat)
     target = target_ms if target_ms is not None else table.target_for_quantile(target_quantile)
-    res = nb201.run_bench(table, target, names, queries, seeds, fit_n=fit_n, margin_quantile=margin_quantile)
+    res = nb201.run_bench(table, target, names, queries, seeds, fit_n=fit_n, margin_quantile=margin_quantile,
+                         verify_k=verify_k)
     out = {"latency": latency, "accuracy": accuracy, **res.as_dict()}
     if plot:
         nb201.plot(res, plot, title=f"{latency}, target {target:.4g} ms, optimum {res.optimum:.2f}%"
