@@ -9,7 +9,7 @@ results/search_quality.json, so an interrupted run resumes; results/search_quali
 rewritten from the cache each time.
 
     python benchmarks/search_quality.py --hwnasbench PATH/TO/dataset.parquet [--seeds 20]
-        [--strategies random,evolution,local,gp-ei,reinforce] [--modes exact,fit100]
+        [--strategies random,evolution,local,gp-ei,reinforce] [--modes exact,fit100,fit100-verify10]
 """
 
 from __future__ import annotations
@@ -60,7 +60,8 @@ def main(argv=None):
                 for mode in a.modes.split(","):
                     for s in a.strategies.split(","):
                         key = f"{row}|{q}|{mode}|{s}"
-                        if key in cache["runs"] and cache["runs"][key]["seeds"] >= a.seeds:
+                        old = cache["runs"].get(key)
+                        if old and old["seeds"] >= a.seeds and old["queries"] >= a.queries:
                             continue
                         t0 = time.time()
                         fit_n, verify_k, mq = MODES[mode]
