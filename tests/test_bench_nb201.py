@@ -25,7 +25,8 @@ def test_encoding_round_trips_and_rejects_bad_strings():
     a = enc.from_str(ARCH0)
     assert enc.to_str(a) == ARCH0 and enc.from_code(enc.to_code(a)) == a
     assert all(tuple(enc.all_archs()[c]) == enc.from_code(c) for c in (0, 1, 777, enc.N_ARCHS - 1))
-    for bad in ("|conv~0|+|none~0|none~1|+|none~0|none~1|none~2|", "|none~0|+|none~0|", "|none~1|+|none~0|none~1|+|none~0|none~1|none~2|"):
+    for bad in ("|conv~0|+|none~0|none~1|+|none~0|none~1|none~2|", "|none~0|+|none~0|",
+                "|none~1|+|none~0|none~1|+|none~0|none~1|none~2|"):
         with pytest.raises(GenotypeError):
             enc.from_str(bad)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Optional
 
@@ -23,23 +24,28 @@ def nb201_cmd(
                                 help="hwnas:pi5-litert | hwnas:pi5-onnx | hwnas:pi5-torchmobile | hwnas:pixel-litert, "
                                      "or a CSV 'genotype,latency_ms' (NAS-Bench-201 arch_str per row)."),
     accuracy: str = typer.Option("hwnas:cifar100", "--accuracy",
-                                 help="hwnas:cifar100 (NAS-Bench-201 CIFAR-100 test accuracy) or a CSV 'genotype,accuracy'."),
+                                 help="hwnas:cifar100 (NAS-Bench-201 CIFAR-100 test accuracy) "
+                                      "or a CSV 'genotype,accuracy'."),
     hwnasbench: Optional[Path] = typer.Option(None, "--hwnasbench", envvar="EDGENAS_HWNASBENCH",
                                               help="Your copy of HW-NAS-Bench-360's dataset.parquet (or its folder)."),
     target_ms: Optional[float] = typer.Option(None, "--target-ms", help="Latency target in ms."),
     target_quantile: Optional[float] = typer.Option(None, "--target-quantile",
-                                                    help="Target as a quantile of the true latency of connected archs (e.g. 0.25)."),
+                                                    help="Target as a quantile of the true latency of connected "
+                                                         "archs (e.g. 0.25)."),
     strategies: str = typer.Option(DEFAULT_STRATEGIES, "--strategies", help="Comma-separated black-box strategies."),
     queries: int = typer.Option(300, "--queries", help="Architectures evaluated per run."),
     seeds: int = typer.Option(10, "--seeds", help="Runs per strategy (seeds 0..K-1)."),
     fit_n: int = typer.Option(0, "--fit-n",
-                              help="Realistic mode: the search sees latency predicted by a model fitted on N measured nets."),
+                              help="Realistic mode: the search sees latency predicted by a model fitted on N "
+                                   "measured nets."),
     margin_quantile: float = typer.Option(0.95, "--margin-quantile",
-                                          help="--fit-n: the target is divided by this quantile of the model's CV ratio true/predicted."),
+                                          help="--fit-n: the target is divided by this quantile of the model's "
+                                               "CV ratio true/predicted."),
     verify_k: int = typer.Option(0, "--verify-k",
                                  help="--fit-n: measure the K most accurate queried archs and pick the best that meets "
                                       "the target (K extra measurements)."),
-    plot: Optional[Path] = typer.Option(None, "--plot", help="Write a regret-vs-queries PNG with 95% confidence bands."),
+    plot: Optional[Path] = typer.Option(None, "--plot",
+                                        help="Write a regret-vs-queries PNG with 95% confidence bands."),
     as_json: bool = JSON,
 ):
     """Run black-box strategies on NAS-Bench-201 and score their picks on true accuracy and latency.
@@ -76,8 +82,8 @@ def nb201_cmd(
                       f"{seeds} seeds x {queries} queries")
         for name, s in r["strategies"].items():
             at = s["at"]
-            cells = ", ".join(f"@{q}: {v['regret_mean']:.2f} ± {v['regret_std']:.2f}" if v["regret_mean"] == v["regret_mean"]
-                              else f"@{q}: n/a" for q, v in at.items())
+            cells = ", ".join(f"@{q}: {v['regret_mean']:.2f} ± {v['regret_std']:.2f}"
+                              if math.isfinite(v["regret_mean"]) else f"@{q}: n/a" for q, v in at.items())
             last = at[str(queries)]
             med = s["within_0.5_median_queries"]
             console.print(f"  {name:10s} regret {cells}; feasible {100 * last['feasible_share']:.0f}%; within 0.5: "
