@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from edgenas.errors import InputError
+from edgenas.registry import Registry
 from edgenas.search.data import Batches, DataSplits
 
 
@@ -128,28 +129,20 @@ class Strategy(ABC):
         return False
 
 
-_STRATEGIES: dict[str, type[Strategy]] = {}
+_STRATEGIES: Registry[Strategy] = Registry("strategy", tuple(
+    f"edgenas.search.{m}" for m in ("darts", "enas", "proxyless", "random_search", "spos")))
 
 
 def register_strategy(cls):
-    _STRATEGIES[cls.name] = cls
-    return cls
+    return _STRATEGIES.register(cls)
 
 
 def list_strategies() -> list[str]:
-    _ensure_loaded()
-    return sorted(_STRATEGIES)
+    return _STRATEGIES.names()
 
 
 def create_strategy(name: str, **options) -> Strategy:
-    _ensure_loaded()
-    if name not in _STRATEGIES:
-        raise InputError(f"unknown strategy {name!r}; known: {', '.join(sorted(_STRATEGIES))}")
-    return _STRATEGIES[name](**options)
-
-
-def _ensure_loaded():
-    from edgenas.search import darts, enas, proxyless, random_search, spos  # noqa: F401
+    return _STRATEGIES.create(name, **options)
 
 
 # ---- shared helpers -----------------------------------------------------------------------

@@ -49,6 +49,23 @@ class Controller(nn.Module):
             inp = self.embed[i](torch.tensor([k]))
         return choices, log_p, entropy
 
+    def sample_batch(self, n: int, gen=None, temperature: float = 5.0, tanh_c: float = 2.5):
+        """``n`` independent samples in one batched pass: (choices (n, len(sizes)) long tensor,
+        log-probabilities (n,), entropies (n,)), differentiable like ``sample``."""
+        h = c = torch.zeros(n, self.hidden)
+        inp = self.start.expand(n, -1)
+        choices, log_p, entropy = [], 0.0, 0.0
+        for i in range(len(self.sizes)):
+            h, c = self.lstm(inp, (h, c))
+            logits = tanh_c * torch.tanh(self.heads[i](h) / temperature)
+            lp = torch.log_softmax(logits, -1)
+            k = torch.multinomial(lp.detach().exp(), 1, generator=gen)[:, 0]
+            log_p = log_p + lp.gather(1, k[:, None])[:, 0]
+            entropy = entropy - (lp.exp() * lp).sum(-1)
+            choices.append(k)
+            inp = self.embed[i](k)
+        return torch.stack(choices, 1), log_p, entropy
+
 
 @register_strategy
 class EnasStrategy(Strategy):

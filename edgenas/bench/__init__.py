@@ -1,0 +1,1 @@
+"""Tabular benchmarks of search quality (NAS-Bench-201 with real device latency)."""

@@ -1,0 +1,264 @@
+"""``edgenas bench nb201``: search quality on NAS-Bench-201 with real device latency.
+
+For one (accuracy, latency) table and one target, every strategy runs ``seeds`` times for
+``queries`` queries of a ``TabularEvaluator``; the pick after q queries is the most accurate
+architecture queried so far (every query is predicted feasible). Scores, on the *true* table:
+
+* regret = constrained optimum - true accuracy of the pick (points; the optimum is the most
+  accurate architecture whose true latency is <= target);
+* feasible = the pick's true latency <= target;
+* queries to within 0.5 points: the first q whose pick is feasible with regret <= 0.5.
+
+Exact mode: the search sees the true latency. Realistic mode (``fit_n``): per seed, ``fit_n``
+random connected architectures are "measured" (their true latency), an ``AdditiveLatencyModel``
+is fitted on them and the search sees only its predictions, against a *tightened* target
+``target / r_q`` where ``r_q`` is the ``margin_quantile`` quantile (default 0.95) of the model's
+5-fold cross-validated ratios true/predicted on those measured networks (never below 1): the
+model is trusted only as far as its own held-out error says.
+
+Optionally (``verify_k``), the k most accurate queried architectures are measured before the
+pick (see ``score``); with that check a looser margin (the median CV ratio) is enough.
+
+Targets given as a quantile are quantiles of the true latency over the connected architectures
+of the table (the ~250-350 cells whose output is cut off by ``none`` edges measure ~0 ms and
+are not networks one would deploy).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from edgenas.bench import nb201_encoding as enc
+from edgenas.bench.evaluator import TabularEvaluator
+from edgenas.bench.latency_model import AdditiveLatencyModel, cv_ratio_errors
+from edgenas.errors import InputError
+from edgenas.search.blackbox.base import Problem, create_blackbox, list_blackbox, run_blackbox
+
+WITHIN = 0.5
+
+
+@dataclass
+class Table:
+    accuracy: np.ndarray  # over codes, NaN = missing
+    latency: np.ndarray
+
+    def __post_init__(self):
+        self.valid = np.isfinite(self.accuracy) & np.isfinite(self.latency)
+        if not self.valid.any():
+            raise InputError("the accuracy and latency sources share no architecture")
+        self.archs = enc.all_archs()
+        self.connected = enc.all_live().any(axis=1)
+        self.features = enc.all_features()  # surrogate features
+
+    def target_for_quantile(self, q: float) -> float:
+        """The q-quantile of true latency over connected architectures."""
+        if not 0 < q < 1:
+            raise InputError(f"--target-quantile must be in (0, 1), got {q}")
+        return float(np.quantile(self.latency[self.valid & self.connected], q))
+
+    def optimum(self, target_ms: float) -> tuple[int, float]:
+        # disconnected cells (output cut off by ``none`` edges: a constant network, ~0 ms on the
+        # LiteRT rows) are not networks anyone deploys; they stay queryable but never set the optimum
+        ok = self.valid & self.connected & (self.latency <= target_ms)
+        if not ok.any():
+            fastest = float(np.min(self.latency[self.valid & self.connected]))
+            raise InputError(f"no architecture is at or under {target_ms:g} ms (the fastest takes {fastest:.4g} ms); "
+                             "raise the target")
+        acc = np.where(ok, self.accuracy, -np.inf)
+        code = int(np.argmax(acc))
+        return code, float(acc[code])
+
+
+@dataclass
+class Setting:
+    """What one seeded run of the search sees."""
+
+    predicted: np.ndarray  # latency the search believes, over codes (inf: unknown)
+    search_target: float
+    margin: float = 1.0  # r_q: the search target is target / margin
+    fit_n: int = 0
+    cv_ratios: np.ndarray | None = None
+
+
+def make_setting(table: Table, target_ms: float, fit_n: int = 0, seed: int = 0,
+                 margin_quantile: float = 0.95) -> Setting:
+    if not fit_n:
+        return Setting(np.where(table.valid, table.latency, np.inf), target_ms)
+    candidates = np.flatnonzero(table.valid & table.connected)
+    if fit_n < 10 or fit_n > len(candidates):
+        raise InputError(f"--fit-n must be between 10 and {len(candidates)}, got {fit_n}")
+    rng = np.random.default_rng(1_000_003 + seed)
+    measured = rng.choice(candidates, size=fit_n, replace=False)
+    archs, ms = table.archs[measured], table.latency[measured]
+    model = AdditiveLatencyModel().fit(archs, ms)
+    ratios = cv_ratio_errors(AdditiveLatencyModel, archs, ms, rng=rng)
+    margin = max(1.0, float(np.quantile(ratios, margin_quantile)))
+    predicted = np.where(table.valid, model.predict(table.archs), np.inf)
+    return Setting(predicted, target_ms / margin, margin, fit_n, ratios)
+
+
+def make_problem(table: Table, setting: Setting) -> Problem:
+    feasible = np.flatnonzero(setting.predicted <= setting.search_target)
+    if not len(feasible):
+        raise InputError(f"no architecture is predicted under the search target {setting.search_target:.4g} ms "
+                         f"(target / safety margin {setting.margin:.3f}); raise the target or measure more networks")
+    feats = table.features
+    pred = setting.predicted
+    return Problem(sizes=[enc.N_OPS] * enc.N_EDGES, predicted_ms=lambda a: float(pred[enc.to_code(a)]),
+                   target_ms=setting.search_target, pool=[enc.from_code(c) for c in feasible],
+                   featurize=lambda archs: feats[[enc.to_code(a) for a in archs]], neighbours=enc.neighbours)
+
+
+@dataclass
+class RunResult:
+    regret: np.ndarray  # per query count 1..Q (NaN before the first query)
+    feasible: np.ndarray  # bool per query count
+    within: int | None  # first query count with a feasible pick within 0.5 points
+    margin: float = 1.0
+    no_pick: bool = False  # realistic mode: nothing predicted under target / margin
+
+
+def score(table: Table, trace, queries: int, target_ms: float, optimum: float, verify_k: int = 0) -> RunResult:
+    """Regret and true feasibility of the pick after every query count.
+
+    ``verify_k`` > 0: before picking, the ``verify_k`` most accurate queried architectures are
+    *measured* on the device (their true latency; k measurements, as ``edgenas search`` measures
+    its retrained top-k) and the most accurate that meets the target is picked; when none does,
+    the most accurate one is (and counts as infeasible)."""
+    regret = np.full(queries, np.nan)
+    feasible = np.zeros(queries, dtype=bool)
+    top: list[tuple[float, int]] = []  # (accuracy, code), most accurate first
+    keep = max(1, verify_k)
+    for i in range(queries):
+        if i < len(trace.queries):
+            arch, acc = trace.queries[i]
+            top.append((acc, enc.to_code(arch)))
+            top.sort(key=lambda t: -t[0])
+            del top[keep:]
+        if top:
+            code = top[0][1]
+            if verify_k:
+                ok = [c for _, c in top if table.latency[c] <= target_ms]
+                code = ok[0] if ok else code
+            regret[i] = optimum - table.accuracy[code]
+            feasible[i] = table.latency[code] <= target_ms
+    ok = np.flatnonzero(feasible & (regret <= WITHIN + 1e-9))
+    return RunResult(regret, feasible, int(ok[0]) + 1 if len(ok) else None)
+
+
+def run_one(table: Table, strategy: str, target_ms: float, queries: int, seed: int, fit_n: int = 0,
+            margin_quantile: float = 0.95, optimum: float | None = None, options: dict | None = None,
+            verify_k: int = 0) -> RunResult:
+    optimum = table.optimum(target_ms)[1] if optimum is None else optimum
+    setting = make_setting(table, target_ms, fit_n, seed, margin_quantile)
+    try:
+        problem = make_problem(table, setting)
+    except InputError:
+        if not fit_n:
+            raise
+        # the model's margin left nothing predicted feasible: this run picks nothing (counted as
+        # infeasible, no regret), as a team would find that it must measure more networks
+        return RunResult(np.full(queries, np.nan), np.zeros(queries, dtype=bool), None, setting.margin, True)
+    evaluator = TabularEvaluator(table.accuracy, table.latency)
+    strat = create_blackbox(strategy, problem, seed, **(options or {}))
+    trace = run_blackbox(strat, evaluator.accuracy, queries)
+    r = score(table, trace, queries, target_ms, optimum, verify_k)
+    r.margin = setting.margin
+    return r
+
+
+def checkpoints(queries: int) -> list[int]:
+    return sorted({q for q in (10, 30, 100, 300, 1000, 3000) if q < queries} | {queries})
+
+
+@dataclass
+class BenchResult:
+    target_ms: float
+    optimum: float
+    optimum_arch: str
+    feasible_archs: int
+    queries: int
+    seeds: int
+    fit_n: int
+    margin_quantile: float
+    verify_k: int = 0
+    strategies: dict = field(default_factory=dict)  # name -> summary dict
+    curves: dict = field(default_factory=dict)  # name -> (seeds, queries) regret array
+
+    def as_dict(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "curves"}
+
+
+def summarize(runs: list[RunResult], queries: int) -> dict:
+    reg = np.stack([r.regret for r in runs])
+    feas = np.stack([r.feasible for r in runs])
+    within = [r.within for r in runs]
+    reached = [w for w in within if w is not None]
+    out = {"at": {}}
+    for q in checkpoints(queries):
+        col = reg[:, q - 1]
+        some = bool(np.isfinite(col).any())
+        out["at"][str(q)] = {"regret_mean": float(np.nanmean(col)) if some else float("nan"),
+                             "regret_std": float(np.nanstd(col)) if some else float("nan"),
+                             "feasible_share": float(feas[:, q - 1].mean())}
+    out["within_0.5_share"] = len(reached) / len(runs)
+    out["within_0.5_median_queries"] = float(np.median(reached)) if reached else None
+    out["margin_mean"] = float(np.mean([r.margin for r in runs]))
+    out["no_pick_runs"] = sum(r.no_pick for r in runs)
+    return out
+
+
+def run_bench(table: Table, target_ms: float, strategies: list[str], queries: int, seeds: int, fit_n: int = 0,
+              margin_quantile: float = 0.95, seed0: int = 0, on_run=None, verify_k: int = 0) -> BenchResult:
+    known = list_blackbox()
+    for s in strategies:
+        if s not in known:
+            raise InputError(f"unknown strategy {s!r}; known: {', '.join(known)}")
+    if queries < 1 or seeds < 1:
+        raise InputError("--queries and --seeds must be at least 1")
+    if verify_k < 0:
+        raise InputError(f"--verify-k must be >= 0, got {verify_k}")
+    if not 0.5 <= margin_quantile < 1:
+        raise InputError(f"--margin-quantile must be in [0.5, 1), got {margin_quantile}")
+    code, optimum = table.optimum(target_ms)
+    res = BenchResult(target_ms, optimum, enc.to_str(enc.from_code(code)),
+                      int((table.valid & table.connected & (table.latency <= target_ms)).sum()), queries, seeds,
+                      fit_n, margin_quantile, verify_k)
+    for s in strategies:
+        runs = []
+        for k in range(seeds):
+            runs.append(run_one(table, s, target_ms, queries, seed0 + k, fit_n, margin_quantile, optimum,
+                                verify_k=verify_k))
+            if on_run:
+                on_run(s, k + 1, seeds)
+        res.strategies[s] = summarize(runs, queries)
+        res.curves[s] = np.stack([r.regret for r in runs])
+    return res
+
+
+def plot(res: BenchResult, path, title: str = "") -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    x = np.arange(1, res.queries + 1)
+    for name, curve in res.curves.items():
+        mean = np.nanmean(curve, axis=0)
+        half = 1.96 * np.nanstd(curve, axis=0) / np.sqrt(curve.shape[0])
+        ax.plot(x, mean, label=name)
+        ax.fill_between(x, mean - half, mean + half, alpha=0.2)
+    ax.axhline(WITHIN, color="grey", lw=0.8, ls="--")
+    ax.set_xscale("log")
+    ax.set_yscale("symlog", linthresh=0.1)
+    ax.set_xlabel("queries")
+    ax.set_ylabel("regret (points of accuracy)")
+    mode = f", latency model fitted on {res.fit_n} nets" if res.fit_n else ""
+    ax.set_title(title or f"target {res.target_ms:.4g} ms, optimum {res.optimum:.2f}%{mode}", fontsize=9)
+    ax.legend(fontsize=8, title=f"mean, 95% CI, {res.seeds} seeds", title_fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,226 @@
+"""NAS-Bench-201 search-quality benchmark: encoding, black-box strategy contract, sources, CLI errors.
+
+Most tests use synthetic tables written as the generic CSVs (no third-party data); the ones that
+read HW-NAS-Bench-360 skip cleanly when ../shared/data is absent.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from edgenas.bench import nb201
+from edgenas.bench import nb201_encoding as enc
+from edgenas.bench import sources
+from edgenas.bench.latency_model import AdditiveLatencyModel
+from edgenas.errors import GenotypeError
+from edgenas.search.blackbox import Problem, create_blackbox, list_blackbox, run_blackbox
+
+ARCH0 = "|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|nor_conv_1x1~0|skip_connect~1|skip_connect~2|"
+
+
+def test_encoding_round_trips_and_rejects_bad_strings():
+    a = enc.from_str(ARCH0)
+    assert enc.to_str(a) == ARCH0 and enc.from_code(enc.to_code(a)) == a
+    assert all(tuple(enc.all_archs()[c]) == enc.from_code(c) for c in (0, 1, 777, enc.N_ARCHS - 1))
+    for bad in ("|conv~0|+|none~0|none~1|+|none~0|none~1|none~2|", "|none~0|+|none~0|",
+                "|none~1|+|none~0|none~1|+|none~0|none~1|none~2|"):
+        with pytest.raises(GenotypeError):
+            enc.from_str(bad)
+
+
+def test_live_edges():
+    # only edge 3 (0->3) is on an input->output path; 0->1 feeds node 1, which reaches nothing
+    a = enc.from_str("|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|")
+    assert enc.live_edges(a) == (False, False, False, True, False, False)
+    dead = enc.from_str("|nor_conv_3x3~0|+|nor_conv_3x3~0|none~1|+|none~0|none~1|none~2|")
+    assert not enc.is_connected(dead)
+    assert sum(not enc.is_connected(enc.from_code(c)) for c in range(enc.N_ARCHS)) == 341
+    assert len(set(enc.neighbours(a))) == 24
+    assert enc.features(enc.all_archs()[:5]).shape == (5, 130)
+
+
+def synthetic_table(seed=0):
+    """Accuracy with interactions (not additive), latency additive over live edges plus noise."""
+    rng = np.random.default_rng(seed)
+    archs = enc.all_archs()
+    feats = enc.all_features()
+    acc = 60 + 0.5 * (feats @ rng.normal(size=feats.shape[1]))
+    cost = np.array([0.0, 0.05, 0.4, 1.0, 0.2])
+    live = enc.all_live()
+    lat = 0.3 + (cost[archs] * live).sum(1) * rng.uniform(0.95, 1.05, len(archs))
+    return acc, lat
+
+
+@pytest.fixture(scope="module")
+def table():
+    acc, lat = synthetic_table()
+    return nb201.Table(acc, lat)
+
+
+@pytest.mark.parametrize("name", list_blackbox())
+def test_strategy_contract_feasible_deterministic_and_better_than_nothing(table, name):
+    target = table.target_for_quantile(0.25)
+    setting = nb201.make_setting(table, target)
+    evaluator = nb201.TabularEvaluator(table.accuracy, table.latency)
+
+    def run(seed):
+        strat = create_blackbox(name, nb201.make_problem(table, setting), seed)
+        return run_blackbox(strat, evaluator.accuracy, 60)
+
+    t1, t2, t3 = run(0), run(0), run(1)
+    assert [a for a, _ in t1.queries] == [a for a, _ in t2.queries]  # deterministic for a seed
+    assert [a for a, _ in t1.queries] != [a for a, _ in t3.queries]
+    assert len(t1.queries) == 60 and len({a for a, _ in t1.queries}) == 60  # no query spent twice
+    assert all(table.latency[enc.to_code(a)] <= target for a, _ in t1.queries)  # never asks infeasible
+    r = nb201.score(table, t1, 60, target, table.optimum(target)[1])
+    assert r.feasible.all() and np.all(np.diff(r.regret) <= 1e-12)
+
+
+def test_strategies_run_without_a_pool():
+    """A space too big to enumerate: strategies fall back to sampling and mutating feasible archs."""
+    sizes = [4] * 8
+    problem = Problem(sizes=sizes, predicted_ms=lambda a: float(sum(a)), target_ms=10.0)
+    for name in list_blackbox():
+        strat = create_blackbox(name, problem, 0)
+        trace = run_blackbox(strat, lambda a: float(sum(v * (i + 1) for i, v in enumerate(a))), 25)
+        assert len(trace.queries) == 25 and all(sum(a) <= 10 for a, _ in trace.queries)
+
+
+def test_run_blackbox_rejects_an_infeasible_ask():
+    from edgenas.search.blackbox.base import BlackBoxStrategy
+
+    class Cheat(BlackBoxStrategy):
+        name = "cheat"
+
+        def ask(self):
+            return (3, 3)
+
+    problem = Problem(sizes=[4, 4], predicted_ms=lambda a: float(sum(a)), target_ms=2.0)
+    with pytest.raises(RuntimeError, match="over the target"):
+        run_blackbox(Cheat(problem), lambda a: 1.0, 5)
+
+
+def test_additive_model_recovers_additive_latency(table):
+    archs = enc.all_archs()
+    cost = np.array([0.0, 0.05, 0.4, 1.0, 0.2])
+    lat = 0.3 + (cost[archs] * enc.all_live()).sum(1)
+    idx = np.random.default_rng(0).choice(len(archs), 100, replace=False)
+    pred = AdditiveLatencyModel(ridge=1e-9).fit(archs[idx], lat[idx]).predict(archs)
+    assert np.abs(pred - lat).max() < 1e-3
+
+
+def test_fit_mode_tightens_the_target(table):
+    target = table.target_for_quantile(0.25)
+    s = nb201.make_setting(table, target, fit_n=100, seed=3)
+    assert s.margin >= 1.0 and s.search_target == pytest.approx(target / s.margin)
+    assert nb201.make_setting(table, target, fit_n=100, seed=3).margin == s.margin  # seeded
+    res = nb201.run_bench(table, target, ["evolution"], 50, 2, fit_n=100)
+    assert res.strategies["evolution"]["at"]["50"]["feasible_share"] >= 0.5
+
+
+def test_verify_k_picks_the_best_measured_feasible(table):
+    from edgenas.search.blackbox.base import Trace
+
+    target = table.target_for_quantile(0.25)
+    fast = [int(c) for c in np.flatnonzero(table.latency <= target)[:3]]
+    slow = [int(c) for c in np.flatnonzero(table.latency > target)[:3]]
+    acc = {c: a for c, a in zip(slow + fast, [90.0, 89.0, 88.0, 50.0, 49.0, 48.0])}
+    trace = Trace([(enc.from_code(c), a) for c, a in acc.items()])
+    opt = table.optimum(target)[1]
+    plain = nb201.score(table, trace, 6, target, opt)
+    checked = nb201.score(table, trace, 6, target, opt, verify_k=4)
+    assert not plain.feasible[-1] and checked.feasible[-1]
+    assert checked.regret[-1] == pytest.approx(opt - table.accuracy[fast[0]])
+
+
+# ---- CLI with the generic CSV sources ------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def csvs(tmp_path_factory):
+    d = tmp_path_factory.mktemp("nb201")
+    acc, lat = synthetic_table()
+    sources.write_csv(d / "lat.csv", lat, "latency_ms")
+    sources.write_csv(d / "acc.csv", acc, "accuracy")
+    return d
+
+
+def test_cli_bench_on_csv_sources(cli, csvs, tmp_path):
+    code, out, err = cli("bench", "nb201", "--latency", csvs / "lat.csv", "--accuracy", csvs / "acc.csv",
+                         "--target-quantile", "0.25", "--strategies", "random,evolution", "--queries", "40",
+                         "--seeds", "2", "--json", "--plot", tmp_path / "r.png")
+    assert code == 0, err
+    r = json.loads(out)
+    assert set(r["strategies"]) == {"random", "evolution"}
+    assert r["strategies"]["random"]["at"]["40"]["feasible_share"] == 1.0
+    assert (tmp_path / "r.png").stat().st_size > 1000
+    code2, out2, _ = cli("bench", "nb201", "--latency", csvs / "lat.csv", "--accuracy", csvs / "acc.csv",
+                         "--target-quantile", "0.25", "--strategies", "random,evolution", "--queries", "40",
+                         "--seeds", "2", "--json")
+    assert json.loads(out2)["strategies"] == r["strategies"]  # deterministic
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--latency", "hwnas:nokia-3310"], "unknown latency source"),
+    (["--latency", "no/such.csv"], "unknown latency source"),
+    (["--target-ms", "0.01"], "no architecture is at or under"),
+    (["--strategies", "magic"], "unknown strategy"),
+    (["--latency", "hwnas:pi5-litert", "--hwnasbench", "/nonexistent"], "no HW-NAS-Bench-360"),
+])
+def test_cli_bad_input_is_one_line(cli, csvs, args, message):
+    base = {"--latency": str(csvs / "lat.csv"), "--accuracy": str(csvs / "acc.csv"), "--target-ms": "2"}
+    for k, v in zip(args[::2], args[1::2]):
+        base[k] = v
+    code, out, err = cli("bench", "nb201", *[x for kv in base.items() for x in kv], "--queries", "5", "--seeds", "1")
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+@pytest.mark.parametrize("text, message", [
+    ("arch,ms\nx,1\n", "want a CSV with columns"),
+    (f"genotype,latency_ms\n{ARCH0},fast\n", ":2: latency_ms 'fast' is not a number"),
+    ("genotype,latency_ms\n|conv~0|+|x~0|y~1|+|a~0|b~1|c~2|,1\n", ":2: unknown op"),
+    (f"genotype,latency_ms\n{ARCH0},-1\n", "finite non-negative"),
+])
+def test_cli_malformed_csv(cli, csvs, tmp_path, text, message):
+    bad = tmp_path / "bad.csv"
+    bad.write_text(text)
+    code, _, err = cli("bench", "nb201", "--latency", bad, "--accuracy", csvs / "acc.csv", "--target-ms", "1")
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
+# ---- HW-NAS-Bench-360 (third-party data; skipped without ../shared) -------------------------
+
+def test_hwnasbench_pi5_litert_matches_the_issue_reference(shared_data):
+    path = shared_data / "hwnasbench360" / "dataset.parquet"
+    table = nb201.Table(sources.load_accuracy("hwnas:cifar100", path), sources.load_latency("hwnas:pi5-litert", path))
+    target = table.target_for_quantile(0.25)
+    assert target == pytest.approx(1.53, abs=0.01)
+    assert table.optimum(target)[1] == pytest.approx(68.48, abs=0.01)
+    assert np.nanmax(table.accuracy) == pytest.approx(73.51, abs=0.01)
+    res = nb201.run_bench(table, target, ["random", "local"], 100, 2)
+    assert all(s["at"]["100"]["feasible_share"] == 1.0 for s in res.strategies.values())
+
+
+def test_trained_evaluator_adapts_the_retrain_path(monkeypatch):
+    from edgenas.bench.evaluator import TrainedEvaluator
+    import edgenas.search.pipeline as pipeline
+
+    calls = []
+
+    def fake_retrain(ctx, arch, epochs, lr=0.05, seed=0, on_step=None):
+        calls.append((arch, epochs))
+        return None, 0.75, 0.7
+
+    class Ctx:
+        seed = 0
+        space = type("S", (), {"arch_from_decisions": staticmethod(lambda d: ("arch", tuple(d)))})()
+
+        def predicted_ms(self, arch):
+            return 1.5
+
+    monkeypatch.setattr(pipeline, "retrain", fake_retrain)
+    ev = TrainedEvaluator(Ctx(), epochs=0.5)
+    e = ev.evaluate((1, 2))
+    assert (e.accuracy, e.latency_ms) == (75.0, 1.5) and ev.evaluate((1, 2)) == e and len(calls) == 1
