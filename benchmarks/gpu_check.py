@@ -106,7 +106,10 @@ def ensure_yaml() -> bool:
     def safe_load(_text):
         raise YAMLError("PyYAML is not installed (gpu_check stub)")
 
-    stub.YAMLError, stub.safe_load = YAMLError, safe_load
+    class SafeLoader:  # edgenas.schemas subclasses it at import; never used to load here
+        pass
+
+    stub.YAMLError, stub.safe_load, stub.SafeLoader = YAMLError, safe_load, SafeLoader
     sys.modules["yaml"] = stub
     return False
 

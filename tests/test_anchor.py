@@ -132,8 +132,13 @@ def test_tables_check_reanchors_this_machine(cli, tmp_path, monkeypatch):
         (tmp_path / "tables" / "x86-64-host" / "torch-cpu.meta.json").read_text())["runs"].popitem()[1]
         ["backend"]["runtime_version"], "fp32", 1, 1))
     assert {o.source for o in obs} >= {"check", "profile"}
-    assert r["anchor_now_ms"] == pytest.approx(min(o.fast_ms for o in obs if not o.busy) if any(
-        not o.busy for o in obs) else min(o.fast_ms for o in obs))
+    from edgenas.latency.store import TableStore
+
+    table = TableStore(tmp_path / "tables").load("x86-64-host", "torch-cpu")
+    now = anchors.resolve(table, TableSelection("x86-64-host", "torch-cpu", "fp32", 1, 1), local=True, auto=False)
+    assert now.basis == "this-host" and r["anchor_now_ms"] == pytest.approx(now.ms)
+    fast = [o.fast_ms for o in now.observations]
+    assert min(fast) <= now.ms <= float(np.median(fast))  # the fast end of this host's sessions
     code, _, err = cli("tables", "check", "--device", "pixel-7", "--backend", "tflite", "--tables-dir",
                        tmp_path / "tables")
     assert code != 0 and len(err.strip().splitlines()) == 1
@@ -158,3 +163,14 @@ def test_verify_against_plain_truth_reports_both_scales(tmp_path):
     torch_be = create_backend("torch-cpu", threads=1)
     with pytest.raises(Exception, match="--truth protocol"):
         verify(torch_be, sp, pred, n=1, truth="plain")
+
+
+def test_many_sessions_anchor_at_their_fast_end_not_their_minimum(tmp_path):
+    sp = create_space("proxyless", "small")
+    me = anchors.host_id()
+    store = anchors.AnchorStore(tmp_path / "anchors.json")
+    key = anchors.anchor_key("onnxruntime", "1.0", "fp32", 1, 1)
+    fast = [0.0150, 0.0158, 0.0160, 0.0161, 0.0163, 0.0165, 0.0166, 0.0170]
+    store.add(key, [anchors.AnchorObservation(f, f * 1.01, 40, me, "check", other_load=0.0) for f in fast])
+    a = anchors.resolve(_table(sp, {"r": _run([0.05], host="other-vm")}), SEL, local=True, auto=False, store=store)
+    assert a.ms == pytest.approx(np.percentile(fast, anchors.SESSION_QUANTILE)) and a.ms > min(fast)
