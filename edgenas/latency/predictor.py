@@ -173,8 +173,8 @@ class LatencyPredictor:
         if space is not None:
             hint = (f"edgenas profile --device {device} --backend {backend} --space {space.name} "
                     f"--preset {getattr(space, 'preset', None) or 'small'} --batch {batch} --threads {threads} --resume")
-        anchor = None
-        if len(table.for_selection(sel)) and table.for_selection(sel).df["ref_ratio"].notna().all():
+        anchor, selected = None, table.for_selection(sel).df
+        if len(selected) and selected["ref_ratio"].notna().all():
             anchor = resolve_anchor(table, sel, local=_is_this_machine(device), auto=auto_anchor)
         return cls(table, sel, cal, hint, anchor)
 
