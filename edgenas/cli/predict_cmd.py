@@ -291,7 +291,8 @@ def _verify_measurements(device, backend, path, fmt, configs, arch_strings, row,
                          plot, tables_dir, as_json):
     from edgenas.latency.measurements import read_measurements
     from edgenas.latency.wholenet_store import WholeNetStore
-    from edgenas.latency.wholenet_verify import learning_curve as run_curve, scatter_png, score_model
+    from edgenas.latency.verify import scatter_plot
+    from edgenas.latency.wholenet_verify import learning_curve as run_curve, score_model
 
     ms = read_measurements(path, fmt, None, configs, arch_strings, row)
     found = WholeNetStore(TableStore(tables_dir)).get(device, backend, ms.space, batch, threads)
@@ -304,8 +305,8 @@ def _verify_measurements(device, backend, path, fmt, configs, arch_strings, row,
         if not nets:
             raise InputError(f"every network of {path} was used to fit the model: give held-out measurements")
         plot = plot or Path(f"verify-{device}-{backend}-{ms.space}-b{batch}.png")
-        scatter_png(pred, true, plot, f"{device}/{backend} {ms.space}: {metrics['n']} held-out networks, "
-                                      f"{100 * metrics['within_10pct']:.1f}% within ±10%")
+        scatter_plot(pred, true, plot, f"{device}/{backend} {ms.space}: {metrics['n']} held-out networks, "
+                                       f"{100 * metrics['within_10pct']:.1f}% within ±10%")
         result.update({**metrics, "left_out_as_trained": len(ms.nets) - len(nets) if trained else 0,
                        "model": {"level": model.level, "pruning": model.pruning,
                                  **{k: v for k, v in prov.items() if k != "training_genotypes"}},

@@ -1,8 +1,6 @@
-"""Scoring fitted whole-network models on measured networks: held-out scores, learning curves, scatter."""
+"""Scoring fitted whole-network models on measured networks: held-out scores, learning curves (the scatter plot is verify.scatter_plot)."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 
@@ -52,27 +50,3 @@ def score_model(model, ms: MeasurementSet, exclude: set[str] = frozenset()) -> t
     y = np.array([n.latency_ms for n in nets])
     pred = model.predict_many(feats)
     return scores(pred, y), pred, y, nets
-
-
-def scatter_png(pred, true, path, title: str) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5, 5))
-    ax.scatter(true, pred, s=4, alpha=0.5)
-    lo, hi = float(min(np.min(true), np.min(pred))), float(max(np.max(true), np.max(pred)))
-    xs = np.linspace(lo, hi, 10)
-    ax.plot(xs, xs, "k-", lw=0.8)
-    ax.plot(xs, 1.1 * xs, "k:", lw=0.8)
-    ax.plot(xs, 0.9 * xs, "k:", lw=0.8)
-    ax.set_xlabel("measured ms")
-    ax.set_ylabel("predicted ms")
-    ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
