@@ -117,8 +117,10 @@ def summarise(rows, spaces, n, preset, samples, inputs_source, legacy) -> dict:
     import torch
     from importlib.metadata import version
 
+    from edgenas.export.parity import DEFAULT_ATOL
+
     return {"benchmark": "export_parity", "n_per_space": n, "preset": preset, "parity_inputs": inputs_source,
-            "parity_samples": samples, "atol": 1e-4, "per_space": per,
+            "parity_samples": samples, "atol": DEFAULT_ATOL, "per_space": per,
             "environment": {"python": platform.python_version(), "torch": torch.__version__,
                             "onnxruntime": onnxruntime.__version__, "litert_torch": version("litert-torch"),
                             "ai_edge_litert": version("ai-edge-litert"), "cpu": platform.processor() or platform.machine()},

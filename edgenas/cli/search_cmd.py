@@ -12,6 +12,7 @@ from edgenas.cli._output import console, emit
 from edgenas.cli.common import JSON, finite
 from edgenas.cli.progress import progress_bar
 from edgenas.errors import InputError
+from edgenas.profiling.protocol import TARGET_TOLERANCE
 from edgenas.search.base import list_strategies
 
 
@@ -48,7 +49,7 @@ def search(
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run in --out."),
     measure: bool = typer.Option(True, "--measure/--no-measure", help="Measure the retrained top-k on this machine."),
     torch_device: str = typer.Option("auto", "--torch-device", help="auto (CUDA when present), cpu or cuda."),
-    tolerance: float = typer.Option(0.05, "--tolerance", callback=finite,
+    tolerance: float = typer.Option(TARGET_TOLERANCE, "--tolerance", callback=finite,
                                     help="Share by which a measured latency may exceed the target and still count as met "
                                          "(the measurement noise between processes; 0 for a hard limit)."),
     as_json: bool = JSON,

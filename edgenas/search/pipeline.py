@@ -29,6 +29,7 @@ import torch
 
 from edgenas.errors import InputError
 from edgenas.io import atomic_write_bytes, atomic_write_text
+from edgenas.profiling.protocol import TARGET_TOLERANCE
 from edgenas.search.base import Budget, Candidate, SearchContext, create_strategy, cosine_lr, set_lr
 from edgenas.search.data import Batches, accuracy, load_data
 from edgenas.search.repair import repaired_candidates
@@ -53,7 +54,7 @@ class SearchConfig:
     arch_size: int | None = 4000
     test_size: int | None = None
     measure: bool = True  # measure the retrained top-k on the device (when it is this machine)
-    tolerance: float = 0.05  # measured may exceed the target by this much before the target counts as missed
+    tolerance: float = TARGET_TOLERANCE  # measured may exceed the target by this much before the target counts as missed
     torch_device: str = "auto"
 
 
