@@ -11,7 +11,6 @@ atomic write: a rejected file changes nothing.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 from dataclasses import dataclass, field
 from datetime import datetime

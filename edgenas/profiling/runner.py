@@ -22,7 +22,7 @@ from edgenas.devices import DeviceProfile
 from edgenas.errors import DeviceError, InputError
 from edgenas.latency.anchor import record as record_anchor
 from edgenas.latency.store import TableStore
-from edgenas.latency.table import LatencyTable, TableSelection, rows_from_stats
+from edgenas.latency.table import TableSelection, rows_from_stats
 from edgenas.ops.registry import ARTIFACT_VERSION, build_op, is_zero_cost
 from edgenas.ops.spec import OpSpec
 from edgenas.paths import cache_dir
@@ -164,6 +164,3 @@ def space_specs(space_names: list[str], preset: str | None, overrides: dict | No
         specs += create_space(name, preset, **(overrides or {})).all_op_specs()
     return list(dict.fromkeys(specs))
 
-
-def table_for(store: TableStore, device: str, backend: str) -> LatencyTable:
-    return store.load(device, backend)

@@ -2,7 +2,7 @@
 
 Built against the TensorRT 10 Python API (named I/O tensors, ``execute_async_v3``); buffers are
 PyTorch CUDA tensors and each call is timed with CUDA events, like the ``cuda`` backends.
-Boards that have ``trtexec`` but no Python bindings can time an engine with ``trtexec``:
+Boards that have ``trtexec`` but no Python bindings can time an engine with ``trtexec`` themselves:
 ``parse_trtexec_output`` turns its summary into our statistics.
 
 NOT VERIFIED HERE: TensorRT cannot be installed in the environment edgenas is developed in;
@@ -12,10 +12,9 @@ only the ``trtexec`` parser and the availability check are tested.
 from __future__ import annotations
 
 import re
-import subprocess
 from pathlib import Path
 
-from edgenas.errors import BackendUnavailable, MeasurementError
+from edgenas.errors import MeasurementError
 from edgenas.profiling.base import Backend, register_backend
 from edgenas.profiling.cuda import CudaEventTimer, cuda_available
 from edgenas.profiling.inputs import example_input
@@ -136,17 +135,3 @@ def parse_trtexec_output(text: str) -> dict:
     if "gpu_compute_time" not in out:
         raise MeasurementError("no 'GPU Compute Time' summary in trtexec output (did the run fail?)")
     return out
-
-
-def run_trtexec(onnx_path, fp16: bool = False, trtexec: str = "trtexec", duration_s: int = 3) -> dict:
-    """Build and time an engine with ``trtexec`` (boards with JetPack but no Python bindings)."""
-    cmd = [trtexec, f"--onnx={onnx_path}", f"--duration={duration_s}", "--useCudaGraph", "--noDataTransfers"]
-    if fp16:
-        cmd.append("--fp16")
-    try:
-        p = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    except FileNotFoundError:
-        raise BackendUnavailable(f"{trtexec} not found (on a Jetson: /usr/src/tensorrt/bin/trtexec)") from None
-    if p.returncode != 0:
-        raise MeasurementError(f"trtexec failed (exit {p.returncode}): {p.stdout[-300:]}{p.stderr[-300:]}")
-    return parse_trtexec_output(p.stdout)
