@@ -3,6 +3,8 @@
 Networks are timed interleaved and paired with the table's reference op, so a network's
 ``ref_ratio`` is in the same units as the op entries' ``ref_ratio``: predicted and measured
 latency can be compared without the host's drift between the two measurements.
+``measure_networks`` is the one path: ``edgenas search`` (its retrained top-k), ``verify`` and
+``edgenas export``'s latency gate (its shipped artifact, through ``prepare``) all time with it.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ def network_artifact(backend: Backend, space, arch, batch: int, cache=None):
 class NetworkMeasurement:
     arch_id: str
     stats: Stats
+    drift: float = float("nan")  # the host's movement over the network's chunk (``MeasureReport.drift``)
 
     @property
     def ref_ratio(self) -> float:
@@ -62,11 +65,13 @@ class NetworkMeasurement:
 def measure_networks(backend: Backend, space, archs: list, batch: int,
                      settings: ProtocolSettings = ProtocolSettings(), chunk_size: int = 10,
                      on_progress: Callable[[str, int, int], None] | None = None,
-                     source: str = "networks") -> list[NetworkMeasurement]:
+                     source: str = "networks", prepare=None) -> list[NetworkMeasurement]:
     """Measure every arch's network, in chunks (conversion is the slow part), paired with the reference op.
 
     Each chunk's reference blocks are also one observation of the device's quiet-state scale
-    (``latency/anchor.py``), recorded for this machine under ``source``.
+    (``latency/anchor.py``), recorded for this machine under ``source``. ``prepare(arch)``
+    gives an arch's Timer when the network to time is not ``space.build(arch)`` exported to the
+    cache (the export gate times the artifact it ships, with trained weights).
     """
     from edgenas.latency import anchor
 
@@ -79,14 +84,15 @@ def measure_networks(backend: Backend, space, archs: list, batch: int,
         for i, arch in enumerate(chunk):
             if on_progress:
                 on_progress("convert", start + i, total)
-            timers[f"{start + i}"] = prepare_network(backend, space, arch, batch)
+            timers[f"{start + i}"] = (prepare(arch) if prepare is not None
+                                      else prepare_network(backend, space, arch, batch))
             interrupt.check()
         if on_progress:
             on_progress("measure", start, total)
         report = measure(timers, settings, reference=reference)
         anchor.record(backend, batch, report.reference_ms, source, report.other_load)
         for i, arch in enumerate(chunk):
-            out.append(NetworkMeasurement(arch_id(space, arch), report.stats[f"{start + i}"]))
+            out.append(NetworkMeasurement(arch_id(space, arch), report.stats[f"{start + i}"], report.drift))
         for t in timers.values():
             t.close()
         if on_progress:
