@@ -81,6 +81,44 @@ def test_tflite_artifact_is_nhwc_and_matches_pytorch(cache):
     assert np.abs(got - want).max() < 1e-4
 
 
+@pytest.mark.parametrize("name", list_backends())
+def test_backend_declares_what_generic_code_asks_of_it(name, cache):
+    """Export, parity, the latency gate and bundles ask the backend: what it declares must hold together."""
+    from edgenas.profiling.bundle import device_runner
+
+    cls = backend_class(name)
+    be = cls(threads=1)
+    assert be.layout in ("nchw", "nhwc") and set(be.precisions) <= {"fp32", "fp16"}
+    assert be.runtime_input_shape((2, 3, 5, 7)) == ([2, 5, 7, 3] if be.layout == "nhwc" else [2, 3, 5, 7])
+    if cls.export_format or cls.runner_runtime:
+        assert cls.suffix, "a shipped or bundled artifact is a file"
+    if not cls.availability()[0]:
+        return
+    if cls.runner_runtime:  # the standalone runner really loads that runtime here
+        assert device_runner().find_runtime(cls.runner_runtime)[1]
+    if cls.export_format:  # the parity run takes and returns NCHW, whatever the artifact's layout
+        spec = SPECS[1]
+        module = build_op(spec).eval()
+        x = np.concatenate([example_input(nchw(spec, 1), seed=i) for i in range(2)])
+        got = be.outputs(be.artifact(module, nchw(spec, 1), cache, f"contract|{spec.key}"), x, 1)
+        assert np.abs(got - module(torch.from_numpy(x)).detach().numpy()).max() < 1e-4
+
+
+def test_generic_code_names_no_backend():
+    """Export, parity, the gate, bundles and whole-network timing ask backends; they never compare names."""
+    from pathlib import Path
+
+    import edgenas
+
+    root = Path(edgenas.__file__).parent
+    generic = ["export/pipeline.py", "export/gate.py", "export/parity.py", "export/deployability.py",
+               "profiling/bundle.py", "profiling/networks.py", "profiling/runner.py", "profiling/protocol.py"]
+    for rel in generic:
+        text = (root / rel).read_text()
+        named = [n for n in list_backends() if f'"{n}"' in text or f"'{n}'" in text]
+        assert not named, f"{rel} names backend(s) {named}"
+
+
 def test_artifacts_are_cached_by_op_key(cache):
     be = create_backend("onnxruntime")
     prepare_op(be, SPECS[0], 1, cache)

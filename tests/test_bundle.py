@@ -98,11 +98,12 @@ def test_tflite_bundle_takes_nhwc_inputs(tmp_path):
                      QUICK, cache=tmp_path / "cache")
     h, w, c = _specs(1)[0].in_shape
     assert b.manifest["layout"] == "nhwc" and b.manifest["entries"][0]["input_shape"] == [1, h, w, c]
+    assert b.manifest["runner_runtime"] == "tflite"  # what the runner loads, named by the backend
     assert b.manifest["threads"] == 4 and b.manifest["entries"][0]["file"].endswith(".tflite")
 
 
 def test_bundle_refuses_backends_the_runner_cannot_run(tmp_path):
-    with pytest.raises(InputError, match="bundles hold tflite or onnxruntime"):
+    with pytest.raises(InputError, match="bundles hold onnxruntime or tflite models"):
         build_bundle(get_profile("raspberry-pi-4"), create_backend("torch-cpu"), _specs(1), [1], tmp_path / "x.zip")
     with pytest.raises(InputError, match="does not list backend"):
         build_bundle(get_profile("pixel-7"), create_backend("onnxruntime"), _specs(1), [1], tmp_path / "x.zip")

@@ -20,6 +20,7 @@ from edgenas.export.deployability import legacy_compat, xnnpack_delegation
 from edgenas.export.pipeline import ExportOptions, check_network, load_weights, parse_formats
 from edgenas.export.tflite import read_model
 from edgenas.latency.verify import sample_archs
+from edgenas.profiling.base import create_backend
 from edgenas.spaces import create_space
 
 pytestmark = pytest.mark.slow
@@ -84,10 +85,11 @@ def test_parity_fails_when_weights_change_after_export(networks):
     inputs = P.parity_inputs(space.input_shape, 16, 1)
     changed = P.trained_like(space.build(arch), seed=99)  # same network, other weights than were exported
     ref = P.torch_outputs(changed, inputs.x)
-    res = P.compare(ref, P.onnx_outputs(net.artifacts["onnx"], inputs.x, 1))
+    ort = create_backend("onnxruntime")
+    res = P.compare(ref, ort.outputs(net.artifacts["onnx"], inputs.x, 1))
     assert not res["passed"] and res["max_abs_diff"] > 1e-4
     assert P.describe_failure("onnxruntime", res, 1e-4).startswith("onnxruntime max abs diff")
-    ok = P.compare(P.torch_outputs(module, inputs.x), P.onnx_outputs(net.artifacts["onnx"], inputs.x, 1))
+    ok = P.compare(P.torch_outputs(module, inputs.x), ort.outputs(net.artifacts["onnx"], inputs.x, 1))
     assert ok["passed"]
 
 
@@ -147,7 +149,7 @@ def test_exact_avgpool_is_fully_delegated_and_equal(avgpool_models):
     assert legacy_compat(avgpool_models[True]).loadable
     ref, exact = avgpool_models["modules"]
     x = torch.from_numpy(P.parity_inputs((4, 14, 14), 2, 1).x)
-    got = P.tflite_outputs(avgpool_models[True], x.numpy(), 1, nhwc=True)
+    got = create_backend("tflite", nhwc=True).outputs(avgpool_models[True], x.numpy(), 1)
     with torch.no_grad():
         assert torch.allclose(ref(x), exact(x), atol=1e-6)
     assert P.compare(ref(x).detach().numpy(), got)["max_abs_diff"] < 1e-5
@@ -217,18 +219,18 @@ def test_cli_export_fails_cleanly_below_the_measured_latency(cli, run_dir, tmp_p
 
 def test_cli_parity_failure_is_one_line_when_weights_change_after_export(cli, run_dir, tmp_path, monkeypatch):
     """Real exporter and runtimes; the network's weights are perturbed right after the ONNX file is written."""
-    from edgenas.export import pipeline
+    from edgenas.profiling.onnxruntime_backend import OnnxRuntimeBackend
 
-    real = pipeline._export_onnx
+    real = OnnxRuntimeBackend.ship
 
-    def export_then_perturb(module, *a, **k):
-        path = real(module, *a, **k)
+    def ship_then_perturb(self, module, *a, **k):
+        shipped = real(self, module, *a, **k)
         with torch.no_grad():
             for p in module.parameters():
                 p.add_(0.05)
-        return path
+        return shipped
 
-    monkeypatch.setattr(pipeline, "_export_onnx", export_then_perturb)
+    monkeypatch.setattr(OnnxRuntimeBackend, "ship", ship_then_perturb)
     code, out, err = cli("export", run_dir, "--format", "onnx", "--no-measure", "--out", tmp_path)
     assert code == 7 and _one_line(err), err
     assert "onnxruntime max abs diff" in err and "against PyTorch" in err

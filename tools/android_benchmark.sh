@@ -40,7 +40,7 @@ fi
 [ -f "$B/models.tsv" ] && [ -f "$B/manifest.json" ] || die "$BUNDLE is not an edgenas bundle (no models.tsv / manifest.json)"
 BID=$(sed -n 's/^ *"bundle_id": "\([0-9a-f]*\)".*/\1/p' "$B/manifest.json" | head -n 1)
 [ -n "$BID" ] || die "$BUNDLE: manifest.json has no bundle_id; rebuild the bundle"
-grep -q '"backend": "tflite"' "$B/manifest.json" || die "benchmark_model runs .tflite models; build the bundle with --backend tflite"
+grep -qE '"(runner_runtime|backend)": "tflite"' "$B/manifest.json" || die "benchmark_model runs .tflite models; build the bundle with --backend tflite"
 R=/data/local/tmp/edgenas-$BID
 LOG=${OUT%.json}.benchmark_model.log
 

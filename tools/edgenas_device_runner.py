@@ -208,8 +208,14 @@ def _dist_version(dist, module):
         return getattr(module, "__version__", "unknown")
 
 
+def bundle_runtime(manifest):
+    """The runtime a bundle's models need: its ``runner_runtime`` (edgenas's backend says which), else
+    its backend's name (bundles built before the manifest carried it)."""
+    return manifest.get("runner_runtime") or manifest["backend"]
+
+
 def find_runtime(backend):
-    """(name, version, make_timer) for the bundle's backend: ai_edge_litert, then tflite_runtime, or onnxruntime.
+    """(name, version, make_timer) for a bundle's runtime: ai_edge_litert, then tflite_runtime, or onnxruntime.
 
     ``version`` is written exactly as edgenas names the runtime, so imported rows line up with local ones.
     """
@@ -496,7 +502,7 @@ def run_bundle(bundle, out, resume=False, quiet=False, max_entries=None):
 
 def _run_bundle(root, manifest, out, resume, quiet, max_entries):
     malloc_pinned = pin_malloc()
-    runtime, runtime_version, make_timer = find_runtime(manifest["backend"])
+    runtime, runtime_version, make_timer = find_runtime(bundle_runtime(manifest))
     threads = int(manifest["threads"])
     settings = dict(DEFAULT_SETTINGS)
     settings.update(manifest.get("protocol") or {})
@@ -582,7 +588,7 @@ def check(bundle):
     """Exit 0 when this Python can run the bundle; print what it found."""
     root, manifest, tmp = open_bundle(bundle)
     try:
-        runtime, version, _ = find_runtime(manifest["backend"])
+        runtime, version, _ = find_runtime(bundle_runtime(manifest))
         for item in list(manifest["references"].values()) + manifest["entries"]:
             verified_model(root, item)
     finally:
@@ -665,7 +671,7 @@ def results_from_benchmark_log(bundle, log_path, runtime_version=""):
     finally:
         if tmp:
             shutil.rmtree(tmp, ignore_errors=True)
-    if manifest["backend"] != "tflite":
+    if bundle_runtime(manifest) != "tflite":
         raise RunnerError("benchmark_model runs .tflite models; this bundle is %s" % manifest["backend"])
     facts, blocks = split_benchmark_log(text)
     if facts.get("bundle_id", manifest["bundle_id"]) != manifest["bundle_id"]:

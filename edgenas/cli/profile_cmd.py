@@ -118,17 +118,18 @@ def profile(
 def _elsewhere(prof, backend, batches, specs, threads, precision, resume, overwrite, settings, tables_dir, bundle,
                host, ssh_port, identity, known_hosts, remote_python, keep_remote, command, as_json):
     """--bundle (build only) and --host (build, run over SSH, import): no local-device check."""
-    from edgenas.profiling.bundle import RUNNER_BACKENDS, build_bundle, check_bundle_backend
+    from edgenas.profiling.bundle import build_bundle, check_bundle_backend, runner_backends
 
     if bundle is not None and host is not None:
         raise InputError("use --bundle (run it on the device yourself) or --host (edgenas runs it over SSH), not both")
     if host is not None and "ssh" not in prof.reach:
         raise InputError(f"{prof.name} is not reached over SSH (reach: {', '.join(prof.reach)}); "
                          f"build a bundle with --bundle {prof.name}.zip instead")
-    names = str_list(backend) or [b for b in prof.backends if b in RUNNER_BACKENDS][:1]
+    runnable = [b for b in prof.backends if b in runner_backends()]
+    names = str_list(backend) or runnable[:1]
     if len(names) != 1:
         raise InputError(f"a bundle holds one backend: pass --backend with one of "
-                         f"{', '.join(b for b in prof.backends if b in RUNNER_BACKENDS) or 'tflite, onnxruntime'}")
+                         f"{', '.join(runnable or runner_backends())}")
     check_bundle_backend(prof, names[0])
     be = create_backend(names[0], threads=threads or prof.threads_for(names[0]), precision=precision)
     store = TableStore(tables_dir)

@@ -1,15 +1,15 @@
 """The latency gate: time the exported artifact on the device's backend, against the target.
 
-The artifact that ships (``model.onnx`` for onnxruntime, ``model.tflite`` for tflite, the
-module itself for eager backends) is timed with the profiling protocol, paired with the op
-tables' reference op, so its ``ref_ratio`` puts it on the predictor's scale: ``measured_ms``
+The artifact that ships (the one of the backend's ``export_format``: ``model.onnx`` for
+onnxruntime, say; the module itself for eager backends) is timed by ``measure_networks``, the
+path ``edgenas search`` times its networks with, paired with the op tables' reference op, so its ``ref_ratio`` puts it on the predictor's scale: ``measured_ms``
 is ``ref_ratio`` times the reference's quiet-state time (``latency/anchor.py``), what the
 runtime's own benchmark tool shows on the quiet device, when the device's table uses the
 reference (raw p50 otherwise), and is what meets or misses the target. The raw p50 and p90
 of this process are reported beside it.
 
 The comparison allows the protocol's noise explicitly: measured <= target x (1 + tolerance),
-tolerance 5% by default (the same allowance ``edgenas search`` uses to pick its winner).
+tolerance ``TARGET_TOLERANCE`` (5%) by default, the allowance ``edgenas search`` picks its winner with.
 Devices other than this machine are not measured; the result says how to measure them.
 """
 
@@ -18,9 +18,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from edgenas.errors import DeviceError, EdgeNASError
-from edgenas.profiling.protocol import ProtocolSettings
-
-TARGET_TOLERANCE = 0.05
+from edgenas.profiling.protocol import TARGET_TOLERANCE, ProtocolSettings
 
 
 @dataclass
@@ -79,7 +77,7 @@ def latency_gate(space, arch, module, artifacts: dict, device: str, backend: str
                                  f"edgenas calibrate --device {device} --backend {backend} --space {space.name} "
                                  f"--batch {batch}")
     if measure:
-        _measure(res, prof, module, artifacts, batch, space, settings, predictor)
+        _measure(res, prof, module, artifacts, batch, space, arch, settings, predictor)
     else:
         res.notes.append("not measured (--no-measure)")
     if res.measured and target_ms is not None:
@@ -103,11 +101,10 @@ def _profile_threads(prof, backend) -> int:
         return 1
 
 
-def _measure(res: GateResult, prof, module, artifacts, batch, space, settings, predictor) -> None:
-    from edgenas.latency.anchor import record as record_anchor
+def _measure(res: GateResult, prof, module, artifacts, batch, space, arch, settings, predictor) -> None:
     from edgenas.profiling.base import backend_class, create_backend
-    from edgenas.profiling.protocol import measure
-    from edgenas.profiling.runner import REFERENCE_OP, check_local_device, prepare_op
+    from edgenas.profiling.networks import measure_networks
+    from edgenas.profiling.runner import check_local_device
 
     try:
         check_local_device(prof)
@@ -120,30 +117,23 @@ def _measure(res: GateResult, prof, module, artifacts, batch, space, settings, p
         res.notes.append(f"not measured: backend {res.backend} is not available here: {why}")
         return
     if cls.suffix:
-        fmt = cls.suffix.lstrip(".")
-        artifact = artifacts.get(fmt)
+        artifact = artifacts.get(cls.export_format) if cls.export_format else None
         if artifact is None:
-            known = "onnx" if fmt == "onnx" else "tflite" if fmt == "tflite" else None
-            res.notes.append(f"not measured: backend {res.backend} runs .{fmt} files, which edgenas export "
-                             + (f"did not write (add {known} to --format)" if known else "does not build"))
+            res.notes.append(f"not measured: backend {res.backend} runs {cls.suffix} files, which edgenas export "
+                             + (f"did not write (add {cls.export_format} to --format)" if cls.export_format
+                                else "does not build"))
             return
     else:
         artifact = module
     be = create_backend(res.backend, threads=res.threads)
-    c, h, w = space.input_shape
-    timer = be.load(artifact, (batch, c, h, w))
-    reference = prepare_op(be, REFERENCE_OP, batch)
-    try:
-        rep = measure({"network": timer}, settings, reference=reference)
-    finally:
-        timer.close()
-        reference.close()
-    record_anchor(be, batch, rep.reference_ms, "gate", rep.other_load)
-    st = rep.stats["network"]
+    shape = (batch, *space.input_shape)
+    [m] = measure_networks(be, space, [arch], batch, settings, source="gate",
+                           prepare=lambda _: be.load(artifact, shape))
+    st = m.stats
     res.artifact = str(artifact) if cls.suffix else f"PyTorch module ({res.backend})"
     res.measured = True
     res.p50_ms, res.p90_ms, res.ref_ratio, res.stable = st.median_ms, st.p90_ms, st.ref_ratio, st.stable
-    res.host_drift = rep.drift
+    res.host_drift = m.drift
     if predictor is not None and predictor.uses_reference:
         res.measured_ms = predictor.measured_ms(st.ref_ratio, st.median_ms)
         res.scale = (f"quiet-state ms: ref_ratio {st.ref_ratio:.3f} x reference {predictor.anchor_ms:.4f} ms "

@@ -100,6 +100,28 @@ def run_model(python, model_path, inputs: np.ndarray, timeout: float = 300) -> d
         return res
 
 
+def legacy_parity(python, model_path, x: np.ndarray, reference: np.ndarray, atol: float, layout: str,
+                  info: dict) -> tuple[str, dict, list[tuple[str, str]]]:
+    """Run ``model_path`` on NCHW ``x`` in ``python``'s runtime and compare with ``reference``.
+
+    The load test joins the static 2.14 check in ``info`` (the artifact's report section); returns
+    (name, parity entry, failures) for the export report, as ``Backend.more_parity`` does.
+    """
+    from edgenas.export.parity import compare, describe_failure
+    from edgenas.profiling.inputs import from_layout, to_layout
+
+    lr = run_model(python, model_path, to_layout(x, layout))
+    entry = {"runtime": lr.get("runtime"), "loaded": lr["loaded"], "error": lr.get("error")}
+    if lr["loaded"]:
+        entry.update(compare(reference, np.asarray(from_layout(lr["outputs"], layout)), atol))
+    info["tflite_runtime_2_14"]["load_test"] = entry
+    if not lr["loaded"]:
+        return ("tflite_runtime_legacy", {"passed": False, "max_abs_diff": float("inf"), "problem": lr.get("error")},
+                [("tflite_runtime", f"{lr.get('runtime')} could not load {Path(model_path).name}: {lr.get('error')}")])
+    failures = [] if entry["passed"] else [("parity", describe_failure(lr.get("runtime", "legacy runtime"), entry, atol))]
+    return "tflite_runtime_legacy", entry, failures
+
+
 def probe_models(directory: Path) -> int:
     """Write one single-op model per (builtin op, version 1..13) into ``directory``; returns the count."""
     import flatbuffers

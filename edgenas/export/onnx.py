@@ -7,11 +7,30 @@ report says which of these happened.
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from pathlib import Path
 
 from edgenas.errors import MeasurementError
+from edgenas.profiling.base import ShippedArtifact
 from edgenas.profiling.onnxruntime_backend import OPSET, export_onnx  # noqa: F401 - the one exporter
+
+
+def ship(module, shape, path: Path, simplified: bool = True) -> ShippedArtifact:
+    """Export ``module`` to ``path`` (atomically), checked before and after simplification."""
+    errors: list[str] = []
+    tmp = path.with_name(path.name + ".partial")
+    t = time.perf_counter()
+    exporter = export_onnx(module, shape, tmp, errors=errors)
+    check(tmp)
+    how = simplify(tmp) if simplified else "not simplified (disabled)"
+    check(tmp)
+    tmp.replace(path)
+    info = {"path": str(path), "bytes": path.stat().st_size, "exporter": exporter,
+            "exporter_fallback_reason": errors[0] if exporter == "legacy" and errors else None,
+            "checker": "passed (full_check)", "simplification": how,
+            "export_s": round(time.perf_counter() - t, 2), **summary(path)}
+    return ShippedArtifact(path, info)
 
 
 def check(path) -> None:
@@ -53,3 +72,11 @@ def summary(path) -> dict:
             "op_counts": dict(sorted(ops.items())), "nodes": len(m.graph.node),
             "inputs": {v.name: shape(v) for v in m.graph.input},
             "outputs": {v.name: shape(v) for v in m.graph.output}}
+
+
+def markdown_lines(o: dict) -> list[str]:
+    """The ONNX artifact's lines of ``report.md``."""
+    return [f"- ONNX: {o['path']} ({o['bytes'] / 1e6:.2f} MB), {o['exporter']} exporter"
+            + (f" (dynamo failed: {o['exporter_fallback_reason']})" if o.get("exporter_fallback_reason") else "")
+            + f", opset {o['opset'].get('ai.onnx')}, checker {o['checker']}, {o['nodes']} nodes: "
+            + ", ".join(f"{k} {v}" for k, v in o["op_counts"].items())]

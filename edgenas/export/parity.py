@@ -8,6 +8,7 @@ Tolerance (fp32): the largest absolute difference of any output (logit) must be 
 ``DEFAULT_ATOL`` = 1e-4, and top-1 must agree on every input whose PyTorch top-2 margin is
 wider than 2 x atol (closer calls are ties within the tolerance; they are counted, not failed).
 Observed differences are ~1e-6 (onnxruntime) and ~1e-5 (TFLite/XNNPACK) on trained networks.
+Each backend runs its own artifact (``Backend.outputs``); this module only compares.
 """
 
 from __future__ import annotations
@@ -66,36 +67,6 @@ def torch_outputs(module, x: np.ndarray, chunk: int = 256) -> np.ndarray:
         for i in range(0, len(x), chunk):
             outs.append(module(torch.from_numpy(x[i:i + chunk])).numpy())
     return np.concatenate(outs)
-
-
-def onnx_outputs(path, x: np.ndarray, batch: int) -> np.ndarray:
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
-    so.log_severity_level = 3
-    sess = ort.InferenceSession(str(path), sess_options=so, providers=["CPUExecutionProvider"])
-    name = sess.get_inputs()[0].name
-    return np.concatenate([sess.run(None, {name: x[i:i + batch]})[0] for i in range(0, len(x), batch)])
-
-
-def tflite_outputs(path, x: np.ndarray, batch: int, nhwc: bool) -> np.ndarray:
-    from edgenas.profiling.tflite import make_interpreter
-
-    it = make_interpreter(path, 1)
-    d, o = it.get_input_details()[0], it.get_output_details()[0]
-    outs = []
-    for i in range(0, len(x), batch):
-        xb = x[i:i + batch]
-        it.set_tensor(d["index"], np.ascontiguousarray(to_layout(xb, nhwc)))
-        it.invoke()
-        y = it.get_tensor(o["index"]).copy()
-        outs.append(y.transpose(0, 3, 1, 2) if nhwc and y.ndim == 4 else y)
-    return np.concatenate(outs)
-
-
-def to_layout(x: np.ndarray, nhwc: bool) -> np.ndarray:
-    return x.transpose(0, 2, 3, 1) if nhwc and x.ndim == 4 else x
 
 
 def compare(reference: np.ndarray, got: np.ndarray, atol: float = DEFAULT_ATOL) -> dict:

@@ -1,11 +1,15 @@
 """``edgenas export``: genotype + weights -> artifacts -> checks -> one report.
 
-Steps: build the network and load its trained weights; write ``model.onnx`` (checker, opset,
-operators) and ``model.tflite`` (ops, XNNPACK delegation, tflite_runtime 2.14 loadability);
-compare both runtimes with PyTorch on real inputs; time the artifact of the device's backend
-against the target. Everything lands in ``report.json`` and ``report.md`` (atomic writes) in
-the output directory, and the result lists the checks that failed; the CLI turns the first
-into one line and an exit code.
+Stages (``export_genotype``): plan (resolve the genotype, batch, output directory, device and
+target; bad input fails here, before minutes of conversion), build (the network and its trained
+weights), ship (each format's backend writes its artifact with its static checks: ``model.onnx``
+through the ONNX checker, ``model.tflite`` with XNNPACK delegation and tflite_runtime 2.14
+loadability), parity (each backend runs its artifact on real inputs against PyTorch), latency
+(the device backend's artifact timed against the target), report. Everything lands in
+``report.json`` and ``report.md`` (atomic writes) in the output directory, and the result lists
+the checks that failed; the CLI turns the first into one line and an exit code.
+
+Formats are the backends' ``export_format``: this module names no runtime.
 """
 
 from __future__ import annotations
@@ -17,19 +21,18 @@ from pathlib import Path
 from typing import Callable
 
 from edgenas.errors import DeploymentCheckFailed, EdgeNASError, InputError, TargetMissed
-from edgenas.export.gate import TARGET_TOLERANCE
 from edgenas.export.parity import DEFAULT_ATOL
 from edgenas.io import atomic_write_text
+from edgenas.profiling.protocol import TARGET_TOLERANCE
 
-FORMATS = ("onnx", "tflite")
 REPORT_FORMAT = "edgenas.export-report"
 
 
 @dataclass
 class ExportOptions:
-    formats: tuple[str, ...] = FORMATS
+    formats: tuple[str, ...] | None = None  # default: every format a backend ships (``export_formats``)
     batch: int | None = None  # default: the genotype's latency batch, else 1
-    nhwc: bool = False  # TFLite input/output layout
+    nhwc: bool = False  # channel-last input/output, for backends whose artifacts can take it (TFLite)
     weights: Path | None = None  # default: the run's weights (genotype meta 'weights')
     out: Path | None = None  # default: RUN/export, or <genotype>-export beside a genotype file
     atol: float = DEFAULT_ATOL
@@ -68,12 +71,39 @@ class ExportResult:
         return not self.failures
 
 
+def export_formats() -> dict[str, str]:
+    """{export format: backend name}: every format a backend ships, the first backend by name for each."""
+    from edgenas.profiling.base import backend_class, list_backends
+
+    formats: dict[str, str] = {}
+    for name in list_backends():
+        fmt = backend_class(name).export_format
+        if fmt:
+            formats.setdefault(fmt, name)
+    return formats
+
+
 def parse_formats(text: str) -> tuple[str, ...]:
+    known = list(export_formats())
     fmts = tuple(dict.fromkeys(f.strip().lower() for f in text.split(",") if f.strip()))
-    bad = [f for f in fmts if f not in FORMATS]
+    bad = [f for f in fmts if f not in known]
     if bad or not fmts:
-        raise InputError(f"unknown export format {', '.join(bad) or repr(text)}; use onnx, tflite or onnx,tflite")
+        raise InputError(f"unknown export format {', '.join(bad) or repr(text)}; use {', '.join(known)} "
+                         f"or {','.join(known)}")
     return fmts
+
+
+def export_backends(opts: ExportOptions) -> dict:
+    """{format: backend instance} for ``opts.formats``, in ``export_formats`` order, one thread each.
+
+    Every backend gets the export options as backend options and takes those it understands.
+    """
+    from edgenas.profiling.base import backend_class
+
+    wanted = opts.formats or tuple(export_formats())
+    return {fmt: backend_class(name)(threads=1, nhwc=opts.nhwc, simplify=opts.simplify,
+                                     legacy_python=opts.legacy_python)
+            for fmt, name in export_formats().items() if fmt in wanted}
 
 
 def load_weights(module, path: Path) -> None:
@@ -126,13 +156,58 @@ def _locate(source: str) -> tuple[Path | None, Path | None]:
     return None, None
 
 
+@dataclass
+class _Plan:
+    """What an export will do, settled before anything slow runs."""
+
+    genotype: object
+    space: object
+    run_dir: Path | None
+    gdir: Path | None
+    meta: dict
+    batch: int
+    out: Path
+    device: str | None
+    backend: str | None
+    target: float | None
+    gating: bool  # the target is enforced (--target-ms or --strict)
+
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        return (self.batch, *self.space.input_shape)
+
+
 def export_genotype(source: str, opts: ExportOptions, genotype=None,
                     on_progress: Callable[[str], None] | None = None) -> ExportResult:
-    """Export the genotype at ``source`` (run dir, file, JSON or DARTS text) and check the artifacts."""
-    from edgenas.profiling.networks import arch_id
+    """Export the genotype at ``source`` (run dir, file, JSON or DARTS text) and check the artifacts.
+
+    ``genotype``: the already loaded genotype of ``source`` (e.g. at another ``--space/--preset``).
+    """
+    say = on_progress or (lambda phase: None)
+    plan = _plan(source, opts, genotype)
+    say("build")
+    module, weights, warnings = _build(plan, opts)
+    plan.out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    report = _report_head(source, plan, opts, weights)
+    net = check_network(module, plan.space, plan.batch, plan.out, opts, data=_parity_data(plan, opts),
+                        on_progress=say)
+    report["artifacts"], report["parity"] = net.info, net.parity
+    failures = list(net.failures)
+    warnings += net.warnings
+    gate = _latency(plan, opts, module, net.artifacts, report, say)
+    failures += _latency_failures(plan, opts, gate, report, warnings)
+    if opts.strict:
+        failures += net.strict_failures
+    report.update(_summary(plan, opts, gate, report, failures, warnings, t0))
+    atomic_write_text(plan.out / "report.json", json.dumps(_clean(report), indent=2) + "\n")
+    atomic_write_text(plan.out / "report.md", markdown(report))
+    return ExportResult(report, plan.out, failures)
+
+
+def _plan(source: str, opts: ExportOptions, genotype=None) -> _Plan:
     from edgenas.spaces import load_genotype
 
-    say = on_progress or (lambda phase: None)
     g = genotype or load_genotype(source)
     space = g.resolve()
     run_dir, gdir = _locate(source)
@@ -166,97 +241,101 @@ def export_genotype(source: str, opts: ExportOptions, genotype=None,
         get_profile(device)
         if backend:
             backend_class(backend)
+    return _Plan(g, space, run_dir, gdir, meta, batch, out, device, backend, target, gating)
 
-    # ---- the network and its weights ----------------------------------------------------------
-    say("build")
-    module = space.build(g.arch).eval()
-    weights = Path(opts.weights) if opts.weights else (gdir / meta["weights"] if gdir and meta.get("weights") else None)
+
+def _build(plan: _Plan, opts: ExportOptions):
+    """(network in eval mode with its weights loaded, weights path or None, warnings)."""
+    module = plan.space.build(plan.genotype.arch).eval()
+    meta = plan.meta
+    weights = (Path(opts.weights) if opts.weights else
+               (plan.gdir / meta["weights"] if plan.gdir and meta.get("weights") else None))
+    warnings: list[str] = []
     if weights is not None:
         load_weights(module, weights)
-        weights_note = str(weights)
     else:
-        weights_note = None
-    c, h, w = space.input_shape
-    shape = (batch, c, h, w)
-    failures: list[Failure] = []
-    warnings: list[str] = []
-    if weights is None:
         warnings.append("no weights: the network has its initial (untrained) weights; fine for checking "
                         "deployability and latency, not for shipping (give --weights or export a run directory)")
-    out.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
-    report: dict = {
+    return module, weights, warnings
+
+
+def _report_head(source: str, plan: _Plan, opts: ExportOptions, weights: Path | None) -> dict:
+    from edgenas.profiling.networks import arch_id
+
+    g = plan.genotype
+    return {
         "format": REPORT_FORMAT, "version": 1,
-        "genotype": {"source": str(source), "space": g.space, "preset": g.preset, "arch_id": arch_id(space, g.arch),
-                     "meta": meta},
-        "weights": weights_note, "batch": batch, "input_shape_nchw": list(shape),
-        "tflite_io_layout": "NHWC" if opts.nhwc else "NCHW", "artifacts": {},
+        "genotype": {"source": str(source), "space": g.space, "preset": g.preset,
+                     "arch_id": arch_id(plan.space, g.arch), "meta": plan.meta},
+        "weights": str(weights) if weights is not None else None, "batch": plan.batch,
+        "input_shape_nchw": list(plan.shape), "tflite_io_layout": "NHWC" if opts.nhwc else "NCHW", "artifacts": {},
     }
 
-    # ---- artifacts and parity -----------------------------------------------------------------
-    data = opts.data
-    if data is None and run_dir is not None and (run_dir / "config.json").is_file():
-        try:
-            from edgenas.schemas import load_json_file
 
-            data = load_json_file(run_dir / "config.json", "run configuration").get("data")
-            data = data if isinstance(data, str) else None
-        except (OSError, InputError, AttributeError):
-            data = None
-    net = check_network(module, space, batch, out, opts, data=data, on_progress=say)
-    artifacts = net.artifacts
-    report["artifacts"], report["parity"] = net.info, net.parity
-    failures += net.failures
-    warnings += net.warnings
+def _parity_data(plan: _Plan, opts: ExportOptions) -> str | None:
+    """The parity images: ``--data``, else the run's dataset (its config.json), else None (the default)."""
+    if opts.data is not None or plan.run_dir is None or not (plan.run_dir / "config.json").is_file():
+        return opts.data
+    try:
+        from edgenas.schemas import load_json_file
 
-    # ---- latency ------------------------------------------------------------------------------
-    gate = None
-    if device and backend:
-        from edgenas.export.gate import latency_gate
-        from edgenas.profiling.protocol import ProtocolSettings
+        data = load_json_file(plan.run_dir / "config.json", "run configuration").get("data")
+        return data if isinstance(data, str) else None
+    except (OSError, InputError, AttributeError):
+        return None
 
-        say("latency")
-        threads = opts.threads if opts.threads is not None else meta.get("threads")
-        gate = latency_gate(space, g.arch, module, artifacts, device, backend, batch, threads, target,
-                            measure=opts.measure, settings=ProtocolSettings.quick() if opts.quick else ProtocolSettings(),
-                            tolerance=opts.tolerance)
-        report["latency"] = gate.as_dict()
-    else:
+
+def _latency(plan: _Plan, opts: ExportOptions, module, artifacts: dict, report: dict, say):
+    """The latency gate's result (None without a device and backend); its section goes into ``report``."""
+    if not (plan.device and plan.backend):
         report["latency"] = {"measured": False, "notes": [
             "no device/backend: give --device and --backend (a genotype from edgenas search carries them)"]}
-    if gating:
-        if gate is None or not gate.measured:
-            why = (gate.notes[-1] if gate and gate.notes else report["latency"]["notes"][-1])
-            failures.append(Failure("latency", f"latency could not be verified here ({why})", DeploymentCheckFailed))
-        elif not gate.within_target:
-            failures.append(Failure("latency", f"measured {gate.measured_ms:.4f} ms on {device}/{backend} batch "
-                                               f"{batch} is over the target {target:g} ms (+{100 * opts.tolerance:g}% "
-                                               f"noise allowance; raw p50 {gate.p50_ms:.4f}, p90 {gate.p90_ms:.4f} ms"
-                                               + (f"; predicted {gate.predicted_ms:.4f} ms" if gate.predicted_ms else "")
-                                               + ")", TargetMissed))
-    elif gate is not None and gate.within_target is False:
-        warnings.append(f"measured {gate.measured_ms:.4f} ms is over the genotype's target {target:g} ms "
-                        f"(not enforced: add --strict or --target-ms)")
-    if opts.strict:
-        legacy = report["artifacts"].get("tflite", {}).get("tflite_runtime_2_14", {})
-        if legacy and not legacy.get("loadable", True):
-            failures.append(Failure("tflite_runtime 2.14", "model.tflite would not load in tflite_runtime 2.14: "
-                                    + "; ".join(legacy.get("problems", []))[:300], DeploymentCheckFailed))
+        return None
+    from edgenas.export.gate import latency_gate
+    from edgenas.profiling.protocol import ProtocolSettings
 
-    # ---- summary ------------------------------------------------------------------------------
+    say("latency")
+    threads = opts.threads if opts.threads is not None else plan.meta.get("threads")
+    gate = latency_gate(plan.space, plan.genotype.arch, module, artifacts, plan.device, plan.backend, plan.batch,
+                        threads, plan.target, measure=opts.measure,
+                        settings=ProtocolSettings.quick() if opts.quick else ProtocolSettings(),
+                        tolerance=opts.tolerance)
+    report["latency"] = gate.as_dict()
+    return gate
+
+
+def _latency_failures(plan: _Plan, opts: ExportOptions, gate, report: dict, warnings: list[str]) -> list[Failure]:
+    """The latency check: enforced when gating, else a warning when the measurement is over the target."""
+    target = plan.target
+    if not plan.gating:
+        if gate is not None and gate.within_target is False:
+            warnings.append(f"measured {gate.measured_ms:.4f} ms is over the genotype's target {target:g} ms "
+                            f"(not enforced: add --strict or --target-ms)")
+        return []
+    if gate is None or not gate.measured:
+        why = (gate.notes[-1] if gate and gate.notes else report["latency"]["notes"][-1])
+        return [Failure("latency", f"latency could not be verified here ({why})", DeploymentCheckFailed)]
+    if not gate.within_target:
+        return [Failure("latency", f"measured {gate.measured_ms:.4f} ms on {plan.device}/{plan.backend} batch "
+                                   f"{plan.batch} is over the target {target:g} ms (+{100 * opts.tolerance:g}% "
+                                   f"noise allowance; raw p50 {gate.p50_ms:.4f}, p90 {gate.p90_ms:.4f} ms"
+                                   + (f"; predicted {gate.predicted_ms:.4f} ms" if gate.predicted_ms else "")
+                                   + ")", TargetMissed)]
+    return []
+
+
+def _summary(plan: _Plan, opts: ExportOptions, gate, report: dict, failures: list[Failure], warnings: list[str],
+             t0: float) -> dict:
     diffs = [r["max_abs_diff"] for r in report["parity"].get("runtimes", {}).values()]
-    report.update({
+    return {
         "parity_max_abs_diff": max(diffs) if diffs else None,
         "measured_ms": gate.measured_ms if gate else None,
         "measured_p50_ms": gate.p50_ms if gate else None, "measured_p90_ms": gate.p90_ms if gate else None,
-        "predicted_ms": gate.predicted_ms if gate else meta.get("predicted_ms"),
-        "target_ms": target, "target_tolerance": opts.tolerance, "latency_gated": gating,
+        "predicted_ms": gate.predicted_ms if gate else plan.meta.get("predicted_ms"),
+        "target_ms": plan.target, "target_tolerance": opts.tolerance, "latency_gated": plan.gating,
         "passed": not failures, "failures": [f"{f.check}: {f.message}" for f in failures], "warnings": warnings,
-        "elapsed_s": round(time.perf_counter() - t0, 1), "out": str(out),
-    })
-    atomic_write_text(out / "report.json", json.dumps(_clean(report), indent=2) + "\n")
-    atomic_write_text(out / "report.md", markdown(report))
-    return ExportResult(report, out, failures)
+        "elapsed_s": round(time.perf_counter() - t0, 1), "out": str(plan.out),
+    }
 
 
 @dataclass
@@ -268,6 +347,7 @@ class NetworkCheck:
     parity: dict
     failures: list[Failure]
     warnings: list[str]
+    strict_failures: list[Failure] = field(default_factory=list)  # fail the export only under --strict
 
 
 def check_network(module, space, batch: int, out: Path, opts: ExportOptions, data: str | None = None,
@@ -277,79 +357,23 @@ def check_network(module, space, batch: int, out: Path, opts: ExportOptions, dat
     ``inputs`` (``parity.ParityInputs``) skips loading images again (benchmarks check many networks).
     """
     say = on_progress or (lambda phase: None)
-    c, h, w = space.input_shape
-    shape = (batch, c, h, w)
+    shape = (batch, *space.input_shape)
     out.mkdir(parents=True, exist_ok=True)
-    report: dict = {"artifacts": {}}
-    failures: list[Failure] = []
-    warnings: list[str] = []
-    artifacts: dict[str, Path] = {}
-    if "onnx" in opts.formats:
-        say("ONNX export")
-        artifacts["onnx"] = _export_onnx(module, shape, out / "model.onnx", opts, report)
-    if "tflite" in opts.formats:
-        say("TFLite conversion")
-        artifacts["tflite"] = _export_tflite(module, shape, out / "model.tflite", opts, report, failures, warnings)
+    check = NetworkCheck({}, {}, {}, [], [])
+    backends = export_backends(opts)
+    for fmt, backend in backends.items():
+        say(f"{fmt} export")
+        shipped = backend.ship(module, shape, out / f"model{backend.suffix}")
+        check.artifacts[fmt], check.info[fmt] = shipped.path, shipped.info
+        check.failures += [Failure(c, m, DeploymentCheckFailed) for c, m in shipped.failures]
+        check.strict_failures += [Failure(c, m, DeploymentCheckFailed) for c, m in shipped.strict_failures]
+        check.warnings += shipped.warnings
     say("parity")
-    parity = _parity(module, space, artifacts, batch, opts, data, inputs, report, failures)
-    return NetworkCheck(artifacts, report["artifacts"], parity, failures, warnings)
+    check.parity = _parity(module, space, backends, check, batch, opts, data, inputs)
+    return check
 
 
-def _export_onnx(module, shape, path: Path, opts: ExportOptions, report: dict) -> Path:
-    from edgenas.export import onnx as onnx_export
-
-    errors: list[str] = []
-    tmp = path.with_name(path.name + ".partial")
-    t = time.perf_counter()
-    exporter = onnx_export.export_onnx(module, shape, tmp, errors=errors)
-    onnx_export.check(tmp)
-    simplified = onnx_export.simplify(tmp) if opts.simplify else "not simplified (disabled)"
-    onnx_export.check(tmp)
-    tmp.replace(path)
-    info = {"path": str(path), "bytes": path.stat().st_size, "exporter": exporter,
-            "exporter_fallback_reason": errors[0] if exporter == "legacy" and errors else None,
-            "checker": "passed (full_check)", "simplification": simplified,
-            "export_s": round(time.perf_counter() - t, 2), **onnx_export.summary(path)}
-    report["artifacts"]["onnx"] = info
-    return path
-
-
-def _export_tflite(module, shape, path: Path, opts, report, failures, warnings) -> Path:
-    from edgenas.export.deployability import legacy_compat, tflite_summary, xnnpack_delegation
-    from edgenas.export.tflite import export_tflite
-
-    tmp = path.with_name(path.name + ".partial")
-    t = time.perf_counter()
-    export_tflite(module, shape, tmp, nhwc=opts.nhwc)
-    tmp.replace(path)
-    info = {"path": str(path), "bytes": path.stat().st_size, "converter": _litert_torch_version(),
-            "export_s": round(time.perf_counter() - t, 2), **tflite_summary(path)}
-    deleg = xnnpack_delegation(path)
-    info["xnnpack"] = deleg.as_dict()
-    if not deleg.fully_delegated:
-        ops = ", ".join(f"{k} x{v}" for k, v in deleg.not_delegated.items())
-        failures.append(Failure("xnnpack", f"model.tflite has ops XNNPACK does not delegate: {ops} "
-                                           f"(they fall back to slow reference kernels)", DeploymentCheckFailed))
-    legacy = legacy_compat(path)
-    info["tflite_runtime_2_14"] = legacy.as_dict()
-    if not legacy.loadable:
-        warnings.append("tflite_runtime 2.14 (static check) would not load model.tflite: " + "; ".join(legacy.problems))
-    report["artifacts"]["tflite"] = info
-    return path
-
-
-def _litert_torch_version() -> str:
-    try:
-        from importlib.metadata import version
-
-        return f"litert-torch {version('litert-torch')}"
-    except Exception:  # noqa: BLE001
-        return "litert-torch"
-
-
-def _parity(module, space, artifacts, batch, opts, data, inputs, report, failures) -> dict:
-    import numpy as np
-
+def _parity(module, space, backends: dict, check: NetworkCheck, batch, opts, data, inputs) -> dict:
     from edgenas.export import parity as P
 
     if inputs is None or len(inputs.x) % batch:
@@ -360,41 +384,23 @@ def _parity(module, space, artifacts, batch, opts, data, inputs, report, failure
                          f"> {2 * opts.atol:g}", "runtimes": {}}
     if inputs.labels is not None and ref.ndim == 2 and ref.shape[1] == space.num_classes:
         res["pytorch_top1_accuracy"] = float((ref.argmax(1) == inputs.labels).mean())
-    runs = []
-    if "onnx" in artifacts:
-        runs.append(("onnxruntime", lambda: P.onnx_outputs(artifacts["onnx"], inputs.x, batch)))
-    if "tflite" in artifacts:
-        runs.append(("tflite", lambda: P.tflite_outputs(artifacts["tflite"], inputs.x, batch, opts.nhwc)))
-    for name, fn in runs:
+    for fmt, backend in backends.items():
         try:
-            got = fn()
+            got = backend.outputs(check.artifacts[fmt], inputs.x, batch)
         except Exception as e:  # noqa: BLE001 - a runtime that cannot run the artifact is a failed check
             r = {"passed": False, "max_abs_diff": float("inf"), "problem": f"could not run: {type(e).__name__}: "
                                                                              f"{' '.join(str(e).split())[:200]}"}
         else:
             r = P.compare(ref, got, opts.atol)
-        res["runtimes"][name] = r
+        res["runtimes"][backend.name] = r
         if not r["passed"]:
-            failures.append(Failure("parity", P.describe_failure(name, r, opts.atol) + f" against PyTorch on "
-                                    f"{res['n']} inputs", DeploymentCheckFailed))
-    if opts.legacy_python is not None and "tflite" in artifacts:
-        from edgenas.export.legacy_runtime import run_model
-
-        lr = run_model(opts.legacy_python, artifacts["tflite"], P.to_layout(inputs.x, opts.nhwc))
-        entry = {"runtime": lr.get("runtime"), "loaded": lr["loaded"], "error": lr.get("error")}
-        if lr["loaded"]:
-            y = lr["outputs"]
-            y = y.transpose(0, 3, 1, 2) if opts.nhwc and y.ndim == 4 else y
-            entry.update(P.compare(ref, np.asarray(y), opts.atol))
-        report["artifacts"]["tflite"]["tflite_runtime_2_14"]["load_test"] = entry
-        res["runtimes"]["tflite_runtime_legacy"] = entry if lr["loaded"] else {"passed": False, "max_abs_diff": float("inf"),
-                                                                              "problem": lr.get("error")}
-        if not lr["loaded"]:
-            failures.append(Failure("tflite_runtime", f"{lr.get('runtime')} could not load model.tflite: "
-                                    f"{lr.get('error')}", DeploymentCheckFailed))
-        elif not entry["passed"]:
-            failures.append(Failure("parity", P.describe_failure(lr.get("runtime", "legacy runtime"), entry, opts.atol),
-                                    DeploymentCheckFailed))
+            check.failures.append(Failure("parity", P.describe_failure(backend.name, r, opts.atol)
+                                          + f" against PyTorch on {res['n']} inputs", DeploymentCheckFailed))
+    for fmt, backend in backends.items():
+        for name, entry, failures in backend.more_parity(check.artifacts[fmt], inputs.x, ref, opts.atol,
+                                                         check.info[fmt]):
+            res["runtimes"][name] = entry
+            check.failures += [Failure(c, m, DeploymentCheckFailed) for c, m in failures]
     res["passed"] = all(r.get("passed") for r in res["runtimes"].values())
     return res
 
@@ -424,25 +430,11 @@ def markdown(r: dict) -> str:
                                                                          " - " + "; ".join(r["failures"])),
              f"- weights: {r['weights'] or 'none (untrained)'}; batch {r['batch']}, input {r['input_shape_nchw']} "
              f"(TFLite I/O {r['tflite_io_layout']})"]
-    a = r["artifacts"]
-    if "onnx" in a:
-        o = a["onnx"]
-        lines.append(f"- ONNX: {o['path']} ({o['bytes'] / 1e6:.2f} MB), {o['exporter']} exporter"
-                     + (f" (dynamo failed: {o['exporter_fallback_reason']})" if o.get("exporter_fallback_reason") else "")
-                     + f", opset {o['opset'].get('ai.onnx')}, checker {o['checker']}, {o['nodes']} nodes: "
-                     + ", ".join(f"{k} {v}" for k, v in o["op_counts"].items()))
-    if "tflite" in a:
-        t = a["tflite"]
-        x = t["xnnpack"]
-        lines.append(f"- TFLite: {t['path']} ({t['bytes'] / 1e6:.2f} MB), {t['converter']}: "
-                     + ", ".join(f"{k} {v}" for k, v in t["op_counts"].items()))
-        lines.append(f"  - XNNPACK: {'every op delegated' if x['fully_delegated'] else 'NOT delegated: ' + str(x['not_delegated'])}"
-                     f" ({x['partitions']} partition(s)); STABLEHLO/custom ops: {', '.join(x['stablehlo_or_custom']) or 'none'}")
-        lg = t["tflite_runtime_2_14"]
-        lt = lg.get("load_test")
-        lines.append(f"  - tflite_runtime 2.14: {'loadable' if lg['loadable'] else 'NOT loadable: ' + '; '.join(lg['problems'])}"
-                     f" (static check)" + (f"; real load test: {'loaded' if lt['loaded'] else 'FAILED: ' + str(lt['error'])}"
-                                           f" ({lt['runtime']})" if lt else ""))
+    from edgenas.profiling.base import backend_class
+
+    formats = export_formats()
+    for fmt, info in r["artifacts"].items():
+        lines += backend_class(formats[fmt]).report_lines(info)
     p = r["parity"]
     lines.append(f"- parity on {p['inputs']}: " + "; ".join(
         f"{k} max abs diff {v['max_abs_diff']:.2e}, top-1 agreement "

@@ -7,12 +7,63 @@ schema version and the converter's ``min_runtime_version`` metadata.
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgenas.errors import InputError
+from edgenas.profiling.base import ShippedArtifact
 from edgenas.profiling.tflite import export_tflite  # noqa: F401 - the one converter, re-exported
+
+
+def ship(module, shape, path: Path, nhwc: bool) -> ShippedArtifact:
+    """Convert ``module`` to ``path`` (atomically); XNNPACK must delegate every op, 2.14 should load it."""
+    from edgenas.export.deployability import legacy_compat, tflite_summary, xnnpack_delegation
+
+    tmp = path.with_name(path.name + ".partial")
+    t = time.perf_counter()
+    export_tflite(module, shape, tmp, nhwc=nhwc)
+    tmp.replace(path)
+    res = ShippedArtifact(path, {"path": str(path), "bytes": path.stat().st_size, "converter": _converter_version(),
+                                 "export_s": round(time.perf_counter() - t, 2), **tflite_summary(path)})
+    deleg = xnnpack_delegation(path)
+    res.info["xnnpack"] = deleg.as_dict()
+    if not deleg.fully_delegated:
+        ops = ", ".join(f"{k} x{v}" for k, v in deleg.not_delegated.items())
+        res.failures.append(("xnnpack", f"{path.name} has ops XNNPACK does not delegate: {ops} "
+                                        f"(they fall back to slow reference kernels)"))
+    legacy = legacy_compat(path)
+    res.info["tflite_runtime_2_14"] = legacy.as_dict()
+    if not legacy.loadable:
+        res.warnings.append(f"tflite_runtime 2.14 (static check) would not load {path.name}: "
+                            + "; ".join(legacy.problems))
+        res.strict_failures.append(("tflite_runtime 2.14", f"{path.name} would not load in tflite_runtime 2.14: "
+                                    + "; ".join(legacy.problems)[:300]))
+    return res
+
+
+def markdown_lines(t: dict) -> list[str]:
+    """The TFLite artifact's lines of ``report.md``: ops, delegation, and the 2.14 checks."""
+    x = t["xnnpack"]
+    lg = t["tflite_runtime_2_14"]
+    lt = lg.get("load_test")
+    return [f"- TFLite: {t['path']} ({t['bytes'] / 1e6:.2f} MB), {t['converter']}: "
+            + ", ".join(f"{k} {v}" for k, v in t["op_counts"].items()),
+            f"  - XNNPACK: {'every op delegated' if x['fully_delegated'] else 'NOT delegated: ' + str(x['not_delegated'])}"
+            f" ({x['partitions']} partition(s)); STABLEHLO/custom ops: {', '.join(x['stablehlo_or_custom']) or 'none'}",
+            f"  - tflite_runtime 2.14: {'loadable' if lg['loadable'] else 'NOT loadable: ' + '; '.join(lg['problems'])}"
+            f" (static check)" + (f"; real load test: {'loaded' if lt['loaded'] else 'FAILED: ' + str(lt['error'])}"
+                                  f" ({lt['runtime']})" if lt else "")]
+
+
+def _converter_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return f"litert-torch {version('litert-torch')}"
+    except Exception:  # noqa: BLE001
+        return "litert-torch"
 
 
 @dataclass(frozen=True)

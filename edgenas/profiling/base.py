@@ -3,6 +3,11 @@
 ``export`` turns a module into the backend's artifact (``.onnx``, ``.tflite``, an engine) and
 ``load`` turns an artifact into a ``Timer`` that runs one inference per call. Keeping the two
 apart lets on-device bundles ship the artifacts and time them elsewhere with the same protocol.
+
+Everything else that differs between runtimes is asked of the backend too, so export, parity,
+the latency gate and bundles never compare backend names: the artifact's tensor ``layout``, the
+``export_format`` that ships it and the checks that go with it (``ship``), the parity run
+(``outputs``), and the runtime the standalone on-device runner loads (``runner_runtime``).
 Backends register with ``@register_backend``; ``create_backend`` is the one front door.
 """
 
@@ -11,13 +16,29 @@ from __future__ import annotations
 import hashlib
 import platform
 from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
+
+import numpy as np
 
 from edgenas.errors import BackendUnavailable, InputError
 from edgenas.profiling.protocol import Timer
 
-PRECISIONS = ("fp32", "fp16")
+
+@dataclass
+class ShippedArtifact:
+    """What ``Backend.ship`` found out about an artifact written for deployment.
+
+    ``info`` goes into the export report as is; ``failures`` are (check, message) pairs that fail
+    the export; ``strict_failures`` fail it only under ``--strict``; ``warnings`` are reported.
+    """
+
+    path: Path
+    info: dict
+    failures: list[tuple[str, str]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    strict_failures: list[tuple[str, str]] = field(default_factory=list)
 
 
 class Backend(ABC):
@@ -26,6 +47,11 @@ class Backend(ABC):
     precisions: ClassVar[tuple[str, ...]] = ("fp32",)
     install_hint: ClassVar[str] = ""
     uses_threads: ClassVar[bool] = True
+    #: the ``edgenas export --format`` that ships this backend's artifact; None: export writes none
+    export_format: ClassVar[str | None] = None
+    #: the runtime ``tools/edgenas_device_runner.py`` loads for this backend's files (its
+    #: ``find_runtime`` names); None: the runner cannot run them, so bundles cannot hold them
+    runner_runtime: ClassVar[str | None] = None
 
     def __init__(self, threads: int = 1, precision: str = "fp32", **options):
         if precision not in self.precisions:
@@ -96,6 +122,41 @@ class Backend(ABC):
     def describe(self) -> dict:
         return {"backend": self.name, "runtime_version": self.runtime_version(), "precision": self.precision,
                 "threads": self.threads, "options": dict(self.options)}
+
+    # ---- layout, deployment and parity -----------------------------------------------------
+    @property
+    def layout(self) -> str:
+        """Tensor layout of the artifact's image input and output: "nchw", or "nhwc" (channel-last)."""
+        return "nchw"
+
+    def runtime_input_shape(self, shape_nchw: tuple[int, ...]) -> list[int]:
+        """The input shape the artifact takes, for NCHW ``shape_nchw`` (what a bundle's runner feeds it)."""
+        if self.layout == "nhwc" and len(shape_nchw) == 4:
+            b, c, h, w = shape_nchw
+            return [b, h, w, c]
+        return list(shape_nchw)
+
+    def ship(self, module, input_shape: tuple[int, ...], path: Path) -> ShippedArtifact:
+        """Write the artifact ``edgenas export`` ships, with the format's static checks (``export_format``)."""
+        raise NotImplementedError(f"backend {self.name!r} ships no artifact of its own")
+
+    @classmethod
+    def report_lines(cls, info: dict) -> list[str]:
+        """Markdown lines of the export report for ``ship``'s ``info``."""
+        return [f"- {cls.export_format}: {info.get('path')}"]
+
+    def outputs(self, artifact, x: np.ndarray, batch: int) -> np.ndarray:
+        """Run ``artifact`` on NCHW inputs ``x``, ``batch`` at a time: its outputs in NCHW (the parity run)."""
+        raise NotImplementedError(f"backend {self.name!r} has no parity run")
+
+    def more_parity(self, artifact, x: np.ndarray, reference: np.ndarray, atol: float,
+                    info: dict) -> list[tuple[str, dict, list[tuple[str, str]]]]:
+        """Other runtimes that must run the same artifact (an older interpreter on the board, say).
+
+        Each is (name, parity entry, failures); ``info`` is the artifact's report section, for
+        details that belong beside the static checks. None by default.
+        """
+        return []
 
 
 _BACKENDS: dict[str, type[Backend]] = {}

@@ -45,7 +45,6 @@ from edgenas.profiling.runner import REFERENCE_OP, ProfileEvent, nchw, op_cache_
 TOOLS = REPO_ROOT / "tools"
 RUNNER = "edgenas_device_runner.py"
 ANDROID_HELPER = "android_benchmark.sh"
-RUNNER_BACKENDS = ("tflite", "onnxruntime")  # what the standalone runner can execute
 
 
 @functools.lru_cache(maxsize=1)
@@ -73,17 +72,18 @@ class Bundle:
         return len(self.manifest["entries"])
 
 
-def runtime_input_shape(backend: Backend, shape_nchw: tuple[int, ...]) -> list[int]:
-    """The input shape the artifact takes: NHWC for TFLite models converted channel-last, else NCHW."""
-    if backend.name == "tflite" and getattr(backend, "nhwc", True) and len(shape_nchw) == 4:
-        b, c, h, w = shape_nchw
-        return [b, h, w, c]
-    return list(shape_nchw)
+def runner_backends() -> list[str]:
+    """Backends whose files the standalone runner executes (those naming a ``runner_runtime``)."""
+    from edgenas.profiling.base import backend_class, list_backends
+
+    return [n for n in list_backends() if backend_class(n).runner_runtime]
 
 
 def check_bundle_backend(device: DeviceProfile, backend_name: str) -> None:
-    if backend_name not in RUNNER_BACKENDS:
-        raise InputError(f"bundles hold {' or '.join(RUNNER_BACKENDS)} models (what the on-device runner executes), "
+    from edgenas.profiling.base import backend_class
+
+    if backend_class(backend_name).runner_runtime is None:
+        raise InputError(f"bundles hold {' or '.join(runner_backends())} models (what the on-device runner executes), "
                          f"not {backend_name!r}; pick one with --backend")
     if backend_name not in device.backends:
         raise InputError(f"device {device.name} does not list backend {backend_name!r}; its backends: "
@@ -121,7 +121,7 @@ def build_bundle(device: DeviceProfile, backend: Backend, specs: list[OpSpec], b
         rel = f"models/b{batch}/{name}{backend.suffix}"
         files[rel] = data
         return {"op_key": spec.key, "batch": batch, "file": rel, "sha256": hashlib.sha256(data).hexdigest(),
-                "input_shape": runtime_input_shape(backend, shape)}
+                "input_shape": backend.runtime_input_shape(shape)}
 
     for batch in batches:
         references[str(batch)] = {"id": f"ref-b{batch}", **add(REFERENCE_OP, batch, "reference")}
@@ -132,8 +132,8 @@ def build_bundle(device: DeviceProfile, backend: Backend, specs: list[OpSpec], b
             done += 1
     manifest = {
         "format": "edgenas.bundle", "version": 1, "created_at": now_iso(), "edgenas_version": __version__,
-        "device": device.name, "backend": backend.name, "precision": backend.precision, "threads": backend.threads,
-        "layout": "nhwc" if runtime_input_shape(backend, (1, 2, 3, 4)) == [1, 3, 4, 2] else "nchw",
+        "device": device.name, "backend": backend.name, "runner_runtime": backend.runner_runtime,
+        "precision": backend.precision, "threads": backend.threads, "layout": backend.layout,
         "converter_version": backend.converter_version(), "build_runtime_version": backend.runtime_version(),
         "batches": list(batches), "chunk_size": chunk_size, "protocol": settings.as_dict(),
         "reference_op": REFERENCE_OP.key, "references": references, "entries": entries,

@@ -1,7 +1,8 @@
 """``onnxruntime``: ONNX Runtime, CPU execution provider by default, any installed EP by name.
 
 Export uses ``torch.onnx.export(dynamo=True)`` (the path ``edgenas export`` ships), falling back
-to the legacy TorchScript exporter where dynamo fails.
+to the legacy TorchScript exporter where dynamo fails. ``ort_session`` is the one place an
+``InferenceSession`` is made: profiling, the parity run and plain timing load models alike.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 
 from edgenas import interrupt
 from edgenas.errors import BackendUnavailable, MeasurementError
-from edgenas.profiling.base import Backend, register_backend
+from edgenas.profiling.base import Backend, ShippedArtifact, register_backend
 from edgenas.profiling.inputs import example_input
 from edgenas.profiling.protocol import Timer
 
@@ -47,6 +48,23 @@ def export_onnx(module, input_shape, path: Path, prefer_dynamo: bool = True, err
     raise MeasurementError("ONNX export failed: " + "; ".join(errors))
 
 
+def ort_session(path, threads: int = 1, providers=None):
+    """An onnxruntime session of ``path`` with ``threads`` intra-op threads, one op at a time.
+
+    Sequential execution and every graph optimization are onnxruntime's defaults, spelled out so
+    a runtime upgrade cannot change what is timed; one inter-op thread (unused when sequential).
+    """
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.log_severity_level = 3
+    return ort.InferenceSession(str(path), sess_options=so, providers=list(providers or ["CPUExecutionProvider"]))
+
+
 class _OrtTimer(Timer):
     def __init__(self, session, feed):
         self.session, self.feed = session, feed
@@ -60,6 +78,8 @@ class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
     suffix = ".onnx"
     precisions = ("fp32",)
+    export_format = "onnx"
+    runner_runtime = "onnxruntime"
     install_hint = "pip install onnxruntime"
 
     @classmethod
@@ -96,13 +116,7 @@ class OnnxRuntimeBackend(Backend):
         if missing:
             raise BackendUnavailable(f"onnxruntime execution provider(s) {', '.join(missing)} not installed here; "
                                      f"available: {', '.join(available)}")
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = self.threads
-        so.inter_op_num_threads = 1
-        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        so.log_severity_level = 3
-        return ort.InferenceSession(str(path), sess_options=so, providers=self.providers)
+        return ort_session(path, self.threads, self.providers)
 
     def load(self, path, input_shape):
         sess = self.session(path)
@@ -113,3 +127,22 @@ class OnnxRuntimeBackend(Backend):
         d = super().describe()
         d["options"]["providers"] = self.providers
         return d
+
+    def ship(self, module, input_shape, path) -> ShippedArtifact:
+        """``model.onnx`` through the full checker, simplified (option ``simplify``, default on)."""
+        from edgenas.export.onnx import ship
+
+        return ship(module, input_shape, Path(path), simplified=self.options.get("simplify", True))
+
+    @classmethod
+    def report_lines(cls, info):
+        from edgenas.export.onnx import markdown_lines
+
+        return markdown_lines(info)
+
+    def outputs(self, artifact, x, batch):
+        import numpy as np
+
+        sess = self.session(artifact)
+        name = sess.get_inputs()[0].name
+        return np.concatenate([sess.run(None, {name: x[i:i + batch]})[0] for i in range(0, len(x), batch)])

@@ -8,7 +8,7 @@ fresh process (this VM kind runs up to 1.5x faster or slower from one process to
 the fastest of a few processes is the device's quiet-state figure.
 
 Runs standalone: ``python -m edgenas.profiling.plain MODEL.onnx|MODEL.tflite --threads 1`` prints
-one JSON line; it imports only numpy and the runtime.
+one JSON line; it imports only numpy, the runtime and edgenas's light profiling modules (no torch).
 """
 
 from __future__ import annotations
@@ -42,10 +42,9 @@ class PlainTiming:
 def _onnx_runner(path: str, threads: int):
     import onnxruntime as ort
 
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    so.log_severity_level = 3
-    sess = ort.InferenceSession(path, sess_options=so, providers=["CPUExecutionProvider"])
+    from edgenas.profiling.onnxruntime_backend import ort_session  # numpy + onnxruntime only
+
+    sess = ort_session(path, threads)
     feeds = {i.name: np.random.default_rng(0).standard_normal([d if isinstance(d, int) else 1 for d in i.shape])
              .astype(np.float32) for i in sess.get_inputs()}
     return lambda: sess.run(None, feeds), f"onnxruntime-{ort.__version__}"

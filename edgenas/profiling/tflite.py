@@ -12,8 +12,8 @@ import warnings
 from pathlib import Path
 
 from edgenas.errors import MeasurementError
-from edgenas.profiling.base import Backend, register_backend
-from edgenas.profiling.inputs import example_input
+from edgenas.profiling.base import Backend, ShippedArtifact, register_backend
+from edgenas.profiling.inputs import example_input, from_layout, to_layout
 from edgenas.profiling.protocol import Timer
 
 
@@ -92,6 +92,8 @@ class _TFLiteTimer(Timer):
 class TFLiteBackend(Backend):
     name = "tflite"
     suffix = ".tflite"
+    export_format = "tflite"
+    runner_runtime = "tflite"
     install_hint = "pip install ai-edge-litert litert-torch"
 
     @classmethod
@@ -117,6 +119,10 @@ class TFLiteBackend(Backend):
     def nhwc(self) -> bool:
         return bool(self.options.get("nhwc", True))
 
+    @property
+    def layout(self) -> str:
+        return "nhwc" if self.nhwc else "nchw"
+
     def export(self, module, input_shape, path):
         try:
             import litert_torch  # noqa: F401
@@ -126,3 +132,35 @@ class TFLiteBackend(Backend):
 
     def load(self, path, input_shape):
         return _TFLiteTimer(make_interpreter(path, self.threads))
+
+    def ship(self, module, input_shape, path) -> ShippedArtifact:
+        """``model.tflite`` with its XNNPACK delegation and tflite_runtime 2.14 checks."""
+        from edgenas.export.tflite import ship
+
+        return ship(module, input_shape, Path(path), nhwc=self.nhwc)
+
+    @classmethod
+    def report_lines(cls, info):
+        from edgenas.export.tflite import markdown_lines
+
+        return markdown_lines(info)
+
+    def outputs(self, artifact, x, batch):
+        import numpy as np
+
+        it = make_interpreter(artifact, self.threads)
+        d, o = it.get_input_details()[0], it.get_output_details()[0]
+        outs = []
+        for i in range(0, len(x), batch):
+            it.set_tensor(d["index"], np.ascontiguousarray(to_layout(x[i:i + batch], self.layout)))
+            it.invoke()
+            outs.append(from_layout(it.get_tensor(o["index"]).copy(), self.layout))
+        return np.concatenate(outs)
+
+    def more_parity(self, artifact, x, reference, atol, info):
+        """With option ``legacy_python`` (a Python with tflite_runtime 2.14): a real load and parity run there."""
+        if self.options.get("legacy_python") is None:
+            return []
+        from edgenas.export.legacy_runtime import legacy_parity
+
+        return [legacy_parity(self.options["legacy_python"], artifact, x, reference, atol, self.layout, info)]
