@@ -237,6 +237,22 @@ def test_cli_parity_failure_is_one_line_when_weights_change_after_export(cli, ru
     assert json.loads((tmp_path / "report.json").read_text())["parity"]["runtimes"]["onnxruntime"]["passed"] is False
 
 
+def test_cli_exports_darts_text_at_the_preset_given(cli, tmp_path):
+    """A bare DARTS Genotype(...) is built at --preset (as 'edgenas predict' reads it), not only at cifar10."""
+    from conftest import DARTS_V2
+
+    code, out, err = cli("export", DARTS_V2, "--space", "darts", "--preset", "small", "--format", "onnx",
+                         "--no-measure", "--parity-samples", 4, "--out", tmp_path, "--json")
+    assert code == 0, err
+    r = json.loads(out)
+    small = create_space("darts", "small")
+    assert r["genotype"]["space"] == "darts" and r["genotype"]["preset"] == "small"
+    assert r["input_shape_nchw"] == [1, *small.input_shape] != [1, *create_space("darts", "cifar10").input_shape]
+    assert r["artifacts"]["onnx"]["inputs"]["input"] == [1, *small.input_shape] and r["parity"]["passed"]
+    code, _, err = cli("export", DARTS_V2, "--space", "proxyless", "--out", tmp_path / "x")
+    assert code == 2 and _one_line(err) and "belongs to space 'darts'" in err, err
+
+
 def test_cli_strict_on_another_device_says_latency_is_not_verified(cli, run_dir, tmp_path):
     code, out, err = cli("export", run_dir, "--format", "onnx", "--device", "raspberry-pi-4", "--backend", "tflite",
                          "--strict", "--target-ms", 50, "--out", tmp_path)

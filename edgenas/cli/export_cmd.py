@@ -10,14 +10,17 @@ import typer
 from edgenas.cli import common
 from edgenas.cli._output import console, emit, err_console
 from edgenas.export.parity import DEFAULT_ATOL
-from edgenas.export.gate import TARGET_TOLERANCE
+from edgenas.profiling.protocol import TARGET_TOLERANCE
 
 
 def export(
     genotype: str = typer.Argument(..., help="Run directory of edgenas search, genotype file, JSON or DARTS text."),
+    space: Optional[str] = common.SPACE, preset: Optional[str] = common.PRESET,
+    channels: Optional[int] = common.CHANNELS, layers: Optional[int] = common.LAYERS,
     formats: str = typer.Option("onnx,tflite", "--format", "-f", help="Artifacts to write: onnx, tflite or onnx,tflite."),
     batch: Optional[int] = typer.Option(None, "--batch", min=1, max=65536, help="Batch size baked into the artifacts (default: the run's)."),
-    nhwc: bool = typer.Option(False, "--nhwc/--nchw", help="TFLite input/output layout (ONNX stays NCHW)."),
+    nhwc: bool = typer.Option(False, "--nhwc/--nchw", help="Channel-last input/output where the format takes it "
+                                                           "(TFLite; ONNX stays NCHW)."),
     weights: Optional[Path] = typer.Option(None, "--weights", help="State dict to load (default: the run's weights.safetensors)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output directory (default: RUN/export)."),
     device: Optional[str] = typer.Option(None, "--device", "-d", help="Device of the latency gate (default: the run's)."),
@@ -42,9 +45,13 @@ def export(
     on real images (max abs diff <= --atol); measured latency on the device vs --target-ms.
     Writes model.onnx, model.tflite, report.json and report.md.
 
+    The genotype is read as 'edgenas predict' reads it: --space/--preset (and DARTS --channels/--layers)
+    choose the network a bare genotype is built at (a DARTS Genotype(...) text defaults to cifar10).
+
     Examples:
       edgenas export runs/my-run --format onnx,tflite --target-ms 0.8
       edgenas export runs/my-run/genotype.json --format tflite --nhwc --strict --json
+      edgenas export "Genotype(normal=[...], ...)" --preset small --no-measure --out darts-small
     """
     from edgenas.errors import InputError
     from edgenas.export.pipeline import ExportOptions, export_genotype, first_failure, parse_formats
@@ -57,7 +64,7 @@ def export(
                          parity_samples=parity_samples, data=data, device=device, backend=backend, threads=threads,
                          target_ms=target_ms, strict=strict, measure=measure, quick=quick, tolerance=tolerance,
                          legacy_python=legacy_python)
-    g, _ = common.resolve_genotype(genotype)
+    g, _ = common.resolve_genotype(genotype, space, preset, channels=channels, layers=layers)
     with err_console.status("export") as status:
         result = export_genotype(genotype, opts, genotype=g, on_progress=lambda p: status.update(f"export: {p}"))
     emit(result.report, as_json, lambda r: console.print((result.out / "report.md").read_text(), markup=False))
