@@ -154,7 +154,7 @@ def _elsewhere(prof, backend, batches, specs, threads, precision, resume, overwr
         from edgenas.profiling.ssh import SSHTarget, board, profile_over_ssh
 
         target = SSHTarget(host, ssh_port, identity, known_hosts)
-        with board(target, remote_python, be.name, keep=keep_remote) as on_board:  # fails fast, before converting
+        with board(target, remote_python, be.runner_runtime, keep=keep_remote) as on_board:  # fails fast, before converting
             with progress_bar(transient=True) as bar:
                 report = profile_over_ssh(on_board, prof, be, specs, batches, store, settings, command=command,
                                           on_event=_on_event(bar, be))

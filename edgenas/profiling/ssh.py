@@ -193,8 +193,9 @@ def check_python(remote: Remote, python: str) -> str:
 
 
 @contextmanager
-def board(target: SSHTarget, python: str, backend: str, keep: bool = False) -> Iterator[Board]:
-    """Check the board can run ``backend`` bundles before anything is converted; clean up after."""
+def board(target: SSHTarget, python: str, runtime: str, keep: bool = False) -> Iterator[Board]:
+    """Check the board can run bundles of ``runtime`` (a backend's ``runner_runtime``) before anything is
+    converted; clean up after."""
     remote = Remote(target)
     where = target.describe()
     rc, out = remote.run("echo edgenas-ssh-ok", timeout=target.connect_timeout_s + 30)
@@ -208,9 +209,9 @@ def board(target: SSHTarget, python: str, backend: str, keep: bool = False) -> I
     try:
         remote.put((TOOLS / RUNNER).read_bytes(), f"{workdir}/{RUNNER}")
         b = Board(remote, python, workdir, version, "")
-        rc, out = remote.run(b.runner(f"probe {shlex.quote(backend)}"))
+        rc, out = remote.run(b.runner(f"probe {shlex.quote(runtime)}"))
         if rc != 0:
-            raise DeviceError(f"{where} cannot run {backend} models with {python}: {_runner_error(out)}; install it "
+            raise DeviceError(f"{where} cannot run {runtime} models with {python}: {_runner_error(out)}; install it "
                               f"there, or pass --remote-python with a Python that has it. Nothing was imported")
         b.runtime_version = json.loads(out.strip().splitlines()[-1])["runtime_version"]
         yield b
