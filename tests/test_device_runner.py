@@ -71,6 +71,18 @@ def test_runner_starts_without_numpy_and_rejects_a_non_bundle_in_one_line(tmp_pa
     assert p.returncode == 2 and "not an edgenas bundle" in p.stderr and "Traceback" not in p.stderr
 
 
+def test_runner_loads_the_runtime_the_backend_names(rt):
+    """Bundles name the runtime (``runner_runtime``); bundles from before that name only their backend."""
+    from edgenas.profiling.base import backend_class
+
+    for name in ("onnxruntime", "tflite"):
+        want = backend_class(name).runner_runtime
+        assert rt.bundle_runtime({"backend": "a-plugin-backend", "runner_runtime": want}) == want
+        assert rt.find_runtime(rt.bundle_runtime({"backend": name}))[1]  # an older manifest still runs
+    with pytest.raises(rt.RunnerError, match="not 'torch-cpu'"):
+        rt.find_runtime(rt.bundle_runtime({"backend": "torch-cpu"}))
+
+
 def test_shell_helper_is_posix_sh():
     p = subprocess.run(["sh", "-n", str(HELPER)], capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
