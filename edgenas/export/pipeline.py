@@ -195,8 +195,10 @@ def export_genotype(source: str, opts: ExportOptions, genotype=None,
     report["artifacts"], report["parity"] = net.info, net.parity
     failures = list(net.failures)
     warnings += net.warnings
-    gate = _latency(plan, opts, module, net.artifacts, report, say)
-    failures += _latency_failures(plan, opts, gate, report, warnings)
+    gate, report["latency"] = _latency(plan, opts, module, net.artifacts, say)
+    latency_failures, latency_warnings = _latency_check(plan, opts, gate, report["latency"])
+    failures += latency_failures
+    warnings += latency_warnings
     if opts.strict:
         failures += net.strict_failures
     report.update(_summary(plan, opts, gate, report, failures, warnings, t0))
@@ -285,12 +287,11 @@ def _parity_data(plan: _Plan, opts: ExportOptions) -> str | None:
         return None
 
 
-def _latency(plan: _Plan, opts: ExportOptions, module, artifacts: dict, report: dict, say):
-    """The latency gate's result (None without a device and backend); its section goes into ``report``."""
+def _latency(plan: _Plan, opts: ExportOptions, module, artifacts: dict, say) -> tuple:
+    """(the latency gate's result, or None without a device and backend; the report's latency section)."""
     if not (plan.device and plan.backend):
-        report["latency"] = {"measured": False, "notes": [
+        return None, {"measured": False, "notes": [
             "no device/backend: give --device and --backend (a genotype from edgenas search carries them)"]}
-        return None
     from edgenas.export.gate import latency_gate
     from edgenas.profiling.protocol import ProtocolSettings
 
@@ -300,28 +301,27 @@ def _latency(plan: _Plan, opts: ExportOptions, module, artifacts: dict, report: 
                         threads, plan.target, measure=opts.measure,
                         settings=ProtocolSettings.quick() if opts.quick else ProtocolSettings(),
                         tolerance=opts.tolerance)
-    report["latency"] = gate.as_dict()
-    return gate
+    return gate, gate.as_dict()
 
 
-def _latency_failures(plan: _Plan, opts: ExportOptions, gate, report: dict, warnings: list[str]) -> list[Failure]:
-    """The latency check: enforced when gating, else a warning when the measurement is over the target."""
+def _latency_check(plan: _Plan, opts: ExportOptions, gate, latency: dict) -> tuple[list[Failure], list[str]]:
+    """(failures, warnings) of the latency check: enforced when gating, else a warning when over the target."""
     target = plan.target
     if not plan.gating:
         if gate is not None and gate.within_target is False:
-            warnings.append(f"measured {gate.measured_ms:.4f} ms is over the genotype's target {target:g} ms "
-                            f"(not enforced: add --strict or --target-ms)")
-        return []
+            return [], [f"measured {gate.measured_ms:.4f} ms is over the genotype's target {target:g} ms "
+                        f"(not enforced: add --strict or --target-ms)"]
+        return [], []
     if gate is None or not gate.measured:
-        why = (gate.notes[-1] if gate and gate.notes else report["latency"]["notes"][-1])
-        return [Failure("latency", f"latency could not be verified here ({why})", DeploymentCheckFailed)]
+        why = (gate.notes[-1] if gate and gate.notes else latency["notes"][-1])
+        return [Failure("latency", f"latency could not be verified here ({why})", DeploymentCheckFailed)], []
     if not gate.within_target:
         return [Failure("latency", f"measured {gate.measured_ms:.4f} ms on {plan.device}/{plan.backend} batch "
                                    f"{plan.batch} is over the target {target:g} ms (+{100 * opts.tolerance:g}% "
                                    f"noise allowance; raw p50 {gate.p50_ms:.4f}, p90 {gate.p90_ms:.4f} ms"
                                    + (f"; predicted {gate.predicted_ms:.4f} ms" if gate.predicted_ms else "")
-                                   + ")", TargetMissed)]
-    return []
+                                   + ")", TargetMissed)], []
+    return [], []
 
 
 def _summary(plan: _Plan, opts: ExportOptions, gate, report: dict, failures: list[Failure], warnings: list[str],
