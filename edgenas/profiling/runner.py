@@ -163,4 +163,3 @@ def space_specs(space_names: list[str], preset: str | None, overrides: dict | No
     for name in space_names:
         specs += create_space(name, preset, **(overrides or {})).all_op_specs()
     return list(dict.fromkeys(specs))
-
