@@ -132,13 +132,12 @@ class Sweep:
 
         cfg = {**self.plan.as_dict(), "measure": self.measure}
         p = self.out / "sweep.json"
-        if p.exists():
+        if p.exists():  # the grid may grow (trials are named by target, seed, strategy); the settings may not
             old = load_json_file(p, "sweep settings", "choose another --out")
-            if old != cfg:
-                raise InputError(f"{self.out} holds a sweep with other settings; rerun with the same flags to "
-                                 f"continue it, or choose another --out")
-        else:
-            atomic_write_text(p, json.dumps(cfg, indent=2) + "\n")
+            if not isinstance(old, dict) or (old.get("base"), old.get("measure")) != (cfg["base"], cfg["measure"]):
+                raise InputError(f"{self.out} holds a sweep with other search settings; rerun with the same flags "
+                                 f"(targets, seeds and strategies may change) or choose another --out")
+        atomic_write_text(p, json.dumps(cfg, indent=2) + "\n")
 
     def run(self, executor: Executor | None = None, on_trial: Callable[[str, dict | None, str], None] | None = None
             ) -> dict:

@@ -42,6 +42,21 @@ def check_address(address: str, timeout_s: float = 5.0) -> tuple[str, int]:
     return host, int(port)
 
 
+def _cluster_messages_to_stderr(ray) -> None:
+    """Ray prints cluster events (a node died) on the driver's stdout, which would break ``--json`` output;
+    send them to stderr. Ray has no setting for this, so its printing function is wrapped, when it is there."""
+    worker = getattr(getattr(ray, "_private", None), "worker", None)
+    original = getattr(worker, "print_to_stdstream", None)
+    if original is None or getattr(original, "_edgenas", False):
+        return
+
+    def to_stderr(data, *args, **kwargs):
+        return original({**data, "is_err": True}, *args, **kwargs)
+
+    to_stderr._edgenas = True
+    worker.print_to_stdstream = to_stderr
+
+
 class RayExecutor(Executor):
     """Connects to the cluster at ``address`` (host:port), or starts a one-machine Ray when it is None."""
 
@@ -60,6 +75,7 @@ class RayExecutor(Executor):
             except (ConnectionError, RuntimeError, ValueError) as e:
                 raise InputError(f"cannot join the Ray cluster at {address or 'a new local one'}: "
                                  f"{str(e).splitlines()[0][:200]}") from None
+        _cluster_messages_to_stderr(self.ray)
         self._remote: dict[Any, Any] = {}
 
     def _remote_fn(self, fn):
