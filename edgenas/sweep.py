@@ -50,6 +50,7 @@ class SweepPlan:
     targets: list[float]
     seeds: list[int]
     strategies: list[str]
+    trial_threads: int = 1  # torch threads of every trial, wherever it runs: results do not depend on the node
 
     def trials(self) -> list[Trial]:
         return [Trial(t, s, g) for t in self.targets for g in self.strategies for s in self.seeds]
@@ -60,7 +61,7 @@ class SweepPlan:
 
     def as_dict(self) -> dict:
         return json.loads(json.dumps({"base": asdict(self.base), "targets": self.targets, "seeds": self.seeds,
-                                      "strategies": self.strategies}))
+                                      "strategies": self.strategies, "trial_threads": self.trial_threads}))
 
 
 @dataclass
@@ -68,6 +69,7 @@ class SearchTask:
     trial: Trial
     config: SearchConfig
     run_dir: str
+    threads: int
 
 
 @dataclass
@@ -79,13 +81,20 @@ class MeasureTask:
 
 def search_trial(task: SearchTask) -> dict:
     """Search and retrain one trial (resuming its run directory); the numbers the report needs."""
+    import torch
+
     from edgenas.search.pipeline import run_search
 
-    s = run_search(task.config, Path(task.run_dir), resume=True)
+    before = torch.get_num_threads()
+    torch.set_num_threads(task.threads)  # a float sum over other thread counts can round differently
+    try:
+        s = run_search(task.config, Path(task.run_dir), resume=True)
+    finally:
+        torch.set_num_threads(before)
     c = s["chosen"]
     return {"arch": c["arch"], "predicted_ms": c["predicted_ms"], "test_acc": c["test_acc"],
             "arch_acc": c["arch_acc"], "proxy_acc": c["proxy_acc"], "search_elapsed_s": s["elapsed_s"],
-            "run": task.run_dir}
+            "run": task.run_dir, "threads": task.threads}
 
 
 def measure_trial(task: MeasureTask) -> dict:
@@ -134,7 +143,8 @@ class Sweep:
         p = self.out / "sweep.json"
         if p.exists():  # the grid may grow (trials are named by target, seed, strategy); the settings may not
             old = load_json_file(p, "sweep settings", "choose another --out")
-            if not isinstance(old, dict) or (old.get("base"), old.get("measure")) != (cfg["base"], cfg["measure"]):
+            keep = ("base", "measure", "trial_threads")
+            if not isinstance(old, dict) or [old.get(k) for k in keep] != [cfg[k] for k in keep]:
                 raise InputError(f"{self.out} holds a sweep with other search settings; rerun with the same flags "
                                  f"(targets, seeds and strategies may change) or choose another --out")
         atomic_write_text(p, json.dumps(cfg, indent=2) + "\n")
@@ -148,8 +158,9 @@ class Sweep:
         todo = [t for t in self.plan.trials() if t.id not in done]
         lost: dict[str, str] = {}
         searched: list[tuple[Trial, dict]] = []
-        tasks = [SearchTask(t, self.plan.config(t), str(self.out / "runs" / t.id)) for t in todo]
-        for d in executor.run(search_trial, tasks, Resources(num_cpus=1)):
+        tasks = [SearchTask(t, self.plan.config(t), str(self.out / "runs" / t.id), self.plan.trial_threads)
+                 for t in todo]
+        for d in executor.run(search_trial, tasks, Resources(num_cpus=self.plan.trial_threads)):
             t = todo[d.index]
             if not d.ok:
                 lost[t.id] = f"search: {d.error}"

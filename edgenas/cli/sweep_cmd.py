@@ -33,6 +33,9 @@ def sweep(
     train_size: int = typer.Option(12000, "--train-size", min=1, max=100_000_000, help="Weights split size."),
     arch_size: int = typer.Option(4000, "--arch-size", min=1, max=100_000_000, help="Architecture split size."),
     test_size: Optional[int] = typer.Option(None, "--test-size", min=1, max=100_000_000, help="Test images used."),
+    trial_threads: int = typer.Option(1, "--trial-threads", min=1, max=1024,
+                                      help="Torch threads (and CPUs reserved) per trial, the same on every node so a "
+                                           "trial's result does not depend on where it ran."),
     measure: bool = typer.Option(True, "--measure/--no-measure",
                                  help="Measure each trial's network on the device (the front's latency)."),
     executor: str = EXECUTOR,
@@ -58,7 +61,7 @@ def sweep(
                         budget=dict(steps=budget, batch_size=batch_size, top_k=top_k, retrain_epochs=retrain_epochs,
                                     population=population, eval_examples=eval_examples),
                         weights_size=train_size, arch_size=arch_size, test_size=test_size)
-    plan = SweepPlan(base, tlist, _seeds(seeds), glist)
+    plan = SweepPlan(base, tlist, _seeds(seeds), glist, trial_threads)
     sw = Sweep(out, plan, measure=measure)
     already = len(sw.finished()) if (out / "sweep.json").exists() else 0
 

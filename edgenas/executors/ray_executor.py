@@ -12,7 +12,7 @@ import socket
 from typing import Any, Callable, Iterator, Sequence
 
 from edgenas.errors import BackendUnavailable, InputError
-from edgenas.executors.base import Done, Executor, Resources, TaskLost, resources_of
+from edgenas.executors.base import Done, Executor, Resources, TaskLost, device_resource, resources_of
 
 INSTALL_HINT = "pip install 'edgenas[ray]' (or pip install ray)"
 POLL_S = 1.0  # how often run() looks at the live nodes while nothing finishes
@@ -57,8 +57,16 @@ def _cluster_messages_to_stderr(ray) -> None:
     worker.print_to_stdstream = to_stderr
 
 
+def local_devices() -> list[str]:
+    """The device profiles this machine is: a one-machine Ray offers their resources, as a worker node would."""
+    from edgenas.devices import list_profiles
+
+    return [p.name for p in list_profiles() if p.matches_this_machine()[0]]
+
+
 class RayExecutor(Executor):
-    """Connects to the cluster at ``address`` (host:port), or starts a one-machine Ray when it is None."""
+    """Connects to the cluster at ``address`` (host:port), or starts a one-machine Ray when it is None
+    (holding ``device:<name>`` for every device profile this machine matches)."""
 
     name = "ray"
 
@@ -70,8 +78,9 @@ class RayExecutor(Executor):
             check_address(address)
         if not self.ray.is_initialized():
             try:
+                extra = {} if address else {"resources": {device_resource(d): 1 for d in local_devices()}}
                 self.ray.init(address=address, logging_level="ERROR", log_to_driver=False,
-                              include_dashboard=False, configure_logging=True)
+                              include_dashboard=False, configure_logging=True, **extra)
             except (ConnectionError, RuntimeError, ValueError) as e:
                 raise InputError(f"cannot join the Ray cluster at {address or 'a new local one'}: "
                                  f"{str(e).splitlines()[0][:200]}") from None
