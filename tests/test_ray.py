@@ -32,7 +32,10 @@ TINY = ["--data", "synthetic", "--budget", "8", "--batch-size", "16", "--top-k",
 
 
 def _env() -> dict:
-    return {**os.environ, "PYTHONPATH": str(ROOT), "RAY_USAGE_STATS_ENABLED": "0", "EDGENAS_DEBUG": "0"}
+    # RAY_AUTH_MODE set for every process of the test cluster: otherwise a ~/.ray/auth_token left by any
+    # earlier Ray use turns token auth on for some of them and the nodes cannot join
+    return {**os.environ, "PYTHONPATH": str(ROOT), "RAY_USAGE_STATS_ENABLED": "0", "EDGENAS_DEBUG": "0",
+            "RAY_AUTH_MODE": "disabled"}
 
 
 def _free_port() -> int:
