@@ -191,10 +191,16 @@ def run_fleet(fleet: FleetFile, store, executor: Executor | None = None, command
 
         copy = Path(cache_dir()) / "fleet-results" / f"{c.bundle.bundle_id}.json"
         atomic_write_bytes(copy, results)  # kept, so a rejected import can be inspected
+        prof, be = backends[c.dev.name, c.dev.backend]
         with lock:
             rep = import_results(copy, store, bundle=c.bundle.path, command=command)
             outcomes[f"{c.dev.name}/{c.dev.backend}"].imported += rep.imported
+            table = store.load(prof.name, be.name)
         say(f"{c.dev.name}: imported {rep.imported} entries of bundle {c.bundle.bundle_id[:8]}")
+        left = [s for s in c.specs if any(table.missing([s], TableSelection(prof.name, be.name, be.precision,
+                                                                            be.threads, b)) for b in fleet.batch)]
+        if left:  # a partial results file (the runner stopped early): its imported rows stay, the rest is reported
+            lose(_Chunk(c.dev, left), f"bundle {c.bundle.bundle_id[:8]} came back partial")
 
     try:
         for k, c in enumerate(chunks):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import socket
 from typing import Any, Callable, Iterator, Sequence
 
-from edgenas.errors import BackendUnavailable, InputError
+from edgenas.errors import BackendUnavailable, EdgeNASError, InputError
 from edgenas.executors.base import Done, Executor, Resources, TaskLost, device_resource, resources_of
 
 INSTALL_HINT = "pip install 'edgenas[ray]' (or pip install ray)"
@@ -81,9 +81,9 @@ class RayExecutor(Executor):
                 extra = {} if address else {"resources": {device_resource(d): 1 for d in local_devices()}}
                 self.ray.init(address=address, logging_level="ERROR", log_to_driver=False,
                               include_dashboard=False, configure_logging=True, **extra)
-            except (ConnectionError, RuntimeError, ValueError) as e:
+            except Exception as e:  # noqa: BLE001 - any failure to join (refused, auth token, version) is the setup's
                 raise InputError(f"cannot join the Ray cluster at {address or 'a new local one'}: "
-                                 f"{str(e).splitlines()[0][:200]}") from None
+                                 f"{type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]}") from None
         _cluster_messages_to_stderr(self.ray)
         self._remote: dict[Any, Any] = {}
 
@@ -117,19 +117,31 @@ class RayExecutor(Executor):
             ref = remote.options(num_cpus=res.num_cpus, num_gpus=res.num_gpus, resources=res.ray_resources(),
                                  max_retries=self.max_retries, retry_exceptions=False).remote(task)
             pending[ref] = (i, res)
-        while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1, timeout=POLL_S)
-            for ref in ready:
-                i, _res = pending.pop(ref)
-                try:
-                    yield Done(i, ray.get(ref))
-                except ray.exceptions.RayTaskError as e:  # the function raised: its own exception
-                    yield Done(i, error=getattr(e, "cause", None) or e)
-                except ray.exceptions.RayError as e:  # worker or node lost beyond the retries, cancelled
-                    yield Done(i, error=TaskLost(f"task lost on the cluster: {type(e).__name__}: "
-                                                 f"{str(e).splitlines()[0][:160]}"))
-            if not ready:
-                yield from self._stranded(pending)
+        try:
+            while pending:
+                ready, _ = ray.wait(list(pending), num_returns=1, timeout=POLL_S)
+                for ref in ready:
+                    i, _res = pending.pop(ref)
+                    yield self._outcome(i, ref)
+                if not ready:
+                    yield from self._stranded(pending)
+        finally:  # the caller stopped early (an error, Ctrl-C): nothing keeps running for it
+            for ref in pending:
+                self.ray.cancel(ref, force=True)
+
+    def _outcome(self, i: int, ref) -> Done:
+        """A finished task as the local executor reports it: a user error ends the task, a bug raises."""
+        ray = self.ray
+        try:
+            return Done(i, ray.get(ref))
+        except ray.exceptions.RayTaskError as e:  # the function raised: its own exception
+            cause = getattr(e, "cause", None)
+            if isinstance(cause, EdgeNASError):
+                return Done(i, error=cause)
+            raise cause or e
+        except ray.exceptions.RayError as e:  # worker or node lost beyond the retries, out of memory, cancelled
+            return Done(i, error=TaskLost(f"task lost on the cluster: {type(e).__name__}: "
+                                          f"{(str(e).splitlines() or [''])[0][:160]}"))
 
     def _stranded(self, pending: dict) -> Iterator[Done]:
         """Device tasks no live node can run any more (their node died): cancelled and reported."""
