@@ -133,7 +133,7 @@ def _specs(fleet: FleetFile) -> list:
 
 
 def run_fleet(fleet: FleetFile, store, executor: Executor | None = None, command: str = "",
-              on_event: Callable[[str], None] | None = None, work: Path | None = None) -> list[DeviceOutcome]:
+              on_event: Callable[[str], None] | None = None) -> list[DeviceOutcome]:
     """Profile every device of ``fleet`` where it is; one outcome per device (missing entries listed)."""
     from edgenas.devices import get_profile
     from edgenas.latency.table import TableSelection
@@ -170,7 +170,7 @@ def run_fleet(fleet: FleetFile, store, executor: Executor | None = None, command
         chunks += [_Chunk(d, todo[i:i + fleet.chunk]) for i in range(0, len(todo), fleet.chunk)]
     lock = threading.Lock()
     tmp = tempfile.TemporaryDirectory(prefix="edgenas-fleet-")
-    root = Path(work or tmp.name)
+    root = Path(tmp.name)
 
     def lose(c: _Chunk, why: str) -> None:
         o = outcomes[f"{c.dev.name}/{c.dev.backend}"]
