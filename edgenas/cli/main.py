@@ -15,7 +15,7 @@ from typer.exceptions import TyperException
 
 from edgenas import __version__
 from edgenas.cli import (bench_cmd, devices_cmd, export_cmd, genotype_cmd, predict_cmd, profile_cmd, search_cmd,
-                         spaces_cmd, tables_cmd)
+                         spaces_cmd, sweep_cmd, tables_cmd)
 from edgenas.errors import EdgeNASError
 
 app = typer.Typer(
@@ -51,6 +51,7 @@ app.command("calibrate")(predict_cmd.calibrate)
 app.command("verify")(predict_cmd.verify)
 app.command("search")(search_cmd.search)
 app.command("export")(export_cmd.export)
+app.command("sweep")(sweep_cmd.sweep)
 app.add_typer(bench_cmd.app, name="bench")
 
 

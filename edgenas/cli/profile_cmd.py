@@ -12,6 +12,7 @@ import typer
 from edgenas.cli._output import console, emit, err_console
 from edgenas.cli.common import JSON, finite
 from edgenas.cli.common_lists import int_list, str_list
+from edgenas.cli.executor_opts import EXECUTOR, RAY_ADDRESS
 from edgenas.cli.progress import progress_bar
 from edgenas.devices import get_profile
 from edgenas.errors import BackendUnavailable, InputError
@@ -24,7 +25,7 @@ from edgenas.profiling.runner import check_local_device, profile_ops, space_spec
 
 
 def profile(
-    device: str = typer.Option(..., "--device", "-d", help="Device profile name (see 'edgenas devices list')."),
+    device: Optional[str] = typer.Option(None, "--device", "-d", help="Device profile name (see 'edgenas devices list')."),
     backend: Optional[str] = typer.Option(None, "--backend", "-b",
                                           help="Backend(s), comma-separated; default: the device's backends available here."),
     batch: str = typer.Option("1", "--batch", help="Batch sizes, comma-separated (e.g. 1,8)."),
@@ -50,6 +51,10 @@ def profile(
     remote_python: str = typer.Option("python3", "--remote-python", help="Python 3.8+ on the board that has numpy "
                                                                          "and the runtime."),
     keep_remote: bool = typer.Option(False, "--keep-remote", help="Leave the bundle and results on the board."),
+    fleet: Optional[Path] = typer.Option(None, "--fleet", help="fleet.yaml: profile every device in it where it is "
+                                                                "(local, SSH or a Ray node; docs/scaling.md)."),
+    executor: str = EXECUTOR,
+    ray_address: Optional[str] = RAY_ADDRESS,
     as_json: bool = JSON,
 ):
     """Measure every op instance of a space on a device and store it in the device's latency table.
@@ -59,7 +64,13 @@ def profile(
       edgenas profile --device x86-64-host --batch 1,8 --resume
       edgenas profile --device pixel-7 --bundle pixel-7.zip      (then run it on the phone, see docs/mobile-teams.md)
       edgenas profile --device jetson-nano --backend onnxruntime --host me@nano.local
+      edgenas profile --fleet fleet.yaml --executor ray --ray-address HEAD:6379
     """
+    if fleet is not None:
+        from edgenas.cli.fleet_cmd import profile_fleet
+        return profile_fleet(fleet, tables_dir, executor, ray_address, as_json)
+    if device is None:
+        raise InputError("--device is required (or --fleet fleet.yaml)")
     prof = get_profile(device)
     batches = int_list(batch, "--batch")
     specs = [OpSpec.from_key(k) for k in str_list(ops)] if ops else space_specs(str_list(space), preset)

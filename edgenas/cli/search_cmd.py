@@ -10,6 +10,7 @@ import typer
 
 from edgenas.cli._output import console, emit
 from edgenas.cli.common import JSON, finite
+from edgenas.cli.executor_opts import EXECUTOR, RAY_ADDRESS, executor_from_flags
 from edgenas.cli.progress import progress_bar
 from edgenas.errors import InputError
 from edgenas.profiling.protocol import TARGET_TOLERANCE
@@ -52,6 +53,8 @@ def search(
     tolerance: float = typer.Option(TARGET_TOLERANCE, "--tolerance", callback=finite,
                                     help="Share by which a measured latency may exceed the target and still count as met "
                                          "(the measurement noise between processes; 0 for a hard limit)."),
+    executor: str = EXECUTOR,
+    ray_address: Optional[str] = RAY_ADDRESS,
     as_json: bool = JSON,
 ):
     """Search an architecture predicted (and measured) under --target-ms on a device.
@@ -87,7 +90,8 @@ def search(
                        arch_size=arch_size, test_size=test_size, measure=measure, torch_device=torch_device,
                        tolerance=tolerance)
     out = out or Path("runs") / f"{strategy}-{space}-{device}-{target_ms:g}ms-s{seed}"
-    with progress_bar() as bar:
+    runner = executor_from_flags(executor, ray_address)  # the top-k retrain there
+    with runner, progress_bar() as bar:
         tasks: dict[str, int] = {}
 
         def on_progress(phase, done, total):
@@ -96,7 +100,7 @@ def search(
                 tasks[key] = bar.add_task(key, total=total, detail="")
             bar.update(tasks[key], total=total, completed=done, detail=phase)
 
-        summary = run_search(cfg, out, resume=resume, on_progress=on_progress)
+        summary = run_search(cfg, out, resume=resume, on_progress=on_progress, executor=runner)
 
     def render(s):
         c = s["chosen"]

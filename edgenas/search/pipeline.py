@@ -195,8 +195,11 @@ def pareto(points: list[tuple[float, float]]) -> list[int]:
     return front
 
 
-def run_search(cfg: SearchConfig, out: Path, resume: bool = False, on_progress: Callable | None = None) -> dict:
-    """Run (or resume) a search; returns the summary dict (also written to ``out/summary.json``)."""
+def run_search(cfg: SearchConfig, out: Path, resume: bool = False, on_progress: Callable | None = None,
+               executor=None) -> dict:
+    """Run (or resume) a search; returns the summary dict (also written to ``out/summary.json``).
+
+    ``executor`` (``edgenas.executors``): where the top-k retrain; default this process."""
     run = Run(out)
     cfg_dict = asdict(cfg)
     if run.file("config.json").exists():
@@ -264,15 +267,13 @@ def run_search(cfg: SearchConfig, out: Path, resume: bool = False, on_progress: 
         checkpoint()
     # ---- retrain ----------------------------------------------------------------------------
     top = pick_top(cands, cfg.target_ms, budget.top_k)
-    while len(retrained) < len(top):
-        i = len(retrained)
-        cand = top[i]
-        model, arch_acc, test_acc = retrain(
-            ctx, cand.arch, budget.retrain_epochs, seed=cfg.seed + i,
-            on_step=(lambda s, n: on_progress(f"retrain {i + 1}/{len(top)}", s, n)) if on_progress else None)
-        from safetensors.torch import save_file
+    from safetensors.torch import save_file
 
-        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(run.file(f"candidate{i}.safetensors")))
+    from edgenas.executors.retrain import retrain_top
+
+    for i, weights, arch_acc, test_acc in retrain_top(executor, ctx, top, len(retrained), budget.retrain_epochs,
+                                                      cfg.seed, on_progress):
+        save_file(weights, str(run.file(f"candidate{i}.safetensors")))
         retrained.append({"index": i, "arch_acc": arch_acc, "test_acc": test_acc, "measured_ms": None,
                           "measured_raw_ms": None})
         log_rows.append({"step": strategy.step_count, "phase": "retrain", "candidate": i, "arch_acc": arch_acc,
