@@ -16,6 +16,7 @@ from typing import ClassVar
 
 from edgenas.errors import BackendUnavailable, InputError
 from edgenas.profiling.protocol import Timer
+from edgenas.registry import Registry
 
 PRECISIONS = ("fp32", "fp16")
 
@@ -98,27 +99,21 @@ class Backend(ABC):
                 "threads": self.threads, "options": dict(self.options)}
 
 
-_BACKENDS: dict[str, type[Backend]] = {}
+_BACKENDS: Registry[Backend] = Registry("backend", tuple(
+    f"edgenas.profiling.{m}" for m in ("cuda", "onnxruntime_backend", "tensorrt_backend", "tflite", "torch_cpu")),
+    group="edgenas.backends", base=Backend)
 
 
 def register_backend(cls):
-    if cls.name in _BACKENDS:
-        raise ValueError(f"backend {cls.name!r} registered twice")
-    _BACKENDS[cls.name] = cls
-    return cls
+    return _BACKENDS.register(cls)
 
 
 def backend_class(name: str) -> type[Backend]:
-    _ensure_loaded()
-    try:
-        return _BACKENDS[name]
-    except KeyError:
-        raise InputError(f"unknown backend {name!r}; known: {', '.join(sorted(_BACKENDS))}") from None
+    return _BACKENDS.get(name)
 
 
 def list_backends() -> list[str]:
-    _ensure_loaded()
-    return sorted(_BACKENDS)
+    return _BACKENDS.names()
 
 
 def create_backend(name: str, threads: int = 1, precision: str = "fp32", **options) -> Backend:
@@ -129,10 +124,6 @@ def create_backend(name: str, threads: int = 1, precision: str = "fp32", **optio
     cls.require()
     pin_malloc()  # before the backend allocates anything: timings must not depend on malloc's history
     return cls(threads=threads, precision=precision, **options)
-
-
-def _ensure_loaded():
-    from edgenas.profiling import cuda, onnxruntime_backend, tensorrt_backend, tflite, torch_cpu  # noqa: F401
 
 
 def host_arch() -> str:

@@ -130,7 +130,8 @@ class Strategy(ABC):
 
 
 _STRATEGIES: Registry[Strategy] = Registry("strategy", tuple(
-    f"edgenas.search.{m}" for m in ("darts", "enas", "proxyless", "random_search", "spos")))
+    f"edgenas.search.{m}" for m in ("darts", "enas", "proxyless", "random_search", "spos")),
+    group="edgenas.strategies", base=Strategy)
 
 
 def register_strategy(cls):

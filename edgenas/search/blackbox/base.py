@@ -110,7 +110,8 @@ class BlackBoxStrategy(ABC):
 
 
 _BLACKBOX: Registry[BlackBoxStrategy] = Registry("black-box strategy", tuple(
-    f"edgenas.search.blackbox.{m}" for m in ("random", "evolution", "reinforce", "local", "surrogate")))
+    f"edgenas.search.blackbox.{m}" for m in ("random", "evolution", "reinforce", "local", "surrogate")),
+    group="edgenas.strategies", base=BlackBoxStrategy)
 
 
 def register_blackbox(cls):
