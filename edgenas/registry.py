@@ -115,6 +115,11 @@ class Registry(Generic[T]):
         self._load()
         return sorted(self._items)
 
+    def items(self) -> dict[str, T]:
+        """Every registered name and what it builds, built-ins and plug-ins alike."""
+        self._load()
+        return dict(sorted(self._items.items()))
+
     def get(self, name: str) -> T:
         self._load()
         if name not in self._items:

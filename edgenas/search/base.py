@@ -138,6 +138,10 @@ def register_strategy(cls):
     return _STRATEGIES.register(cls)
 
 
+def strategy_class(name: str) -> type[Strategy]:
+    return _STRATEGIES.get(name)
+
+
 def list_strategies() -> list[str]:
     return _STRATEGIES.names()
 

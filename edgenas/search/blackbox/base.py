@@ -118,6 +118,10 @@ def register_blackbox(cls):
     return _BLACKBOX.register(cls)
 
 
+def blackbox_class(name: str) -> type[BlackBoxStrategy]:
+    return _BLACKBOX.get(name)
+
+
 def list_blackbox() -> list[str]:
     return _BLACKBOX.names()
 
