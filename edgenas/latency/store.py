@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 from edgenas.errors import InputError
+from edgenas.io import locked
 from edgenas.latency.table import LatencyTable
 from edgenas.paths import tables_root
 
@@ -39,4 +41,13 @@ class TableStore:
         return table
 
     def save(self, table: LatencyTable, device: str, backend: str) -> Path:
+        """Replace the table outright; writers that add rows use ``update`` (safe with concurrent writers)."""
         return table.write(self.path(device, backend))
+
+    def update(self, device: str, backend: str,
+               change: Callable[[LatencyTable], LatencyTable]) -> tuple[Path, LatencyTable]:
+        """Re-read the table under its lock, apply ``change`` and write the result: rows another process
+        wrote since this one last read are kept. Returns the path and the table as written."""
+        with locked(self.path(device, backend)):
+            table = change(self.load(device, backend))
+            return self.save(table, device, backend), table

@@ -9,7 +9,9 @@ Backends register with ``@register_backend``; ``create_backend`` is the one fron
 from __future__ import annotations
 
 import hashlib
+import os
 import platform
+import secrets
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import ClassVar
@@ -81,9 +83,14 @@ class Backend(ABC):
         path = Path(cache_dir) / self.name / f"{self.artifact_id(cache_key, input_shape)}{self.suffix}"
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(path.name + ".partial")
-            self.export(module, input_shape, tmp)
-            tmp.replace(path)
+            # unique per process: two processes exporting the same op never write into one file;
+            # the rename is atomic, so whichever finishes last replaces an identical artifact
+            tmp = path.with_name(f"{path.name}.{os.getpid()}-{secrets.token_hex(4)}.partial")
+            try:
+                self.export(module, input_shape, tmp)
+                tmp.replace(path)
+            finally:
+                tmp.unlink(missing_ok=True)
         return path
 
     def artifact_id(self, cache_key: str, input_shape) -> str:
