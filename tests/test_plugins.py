@@ -9,15 +9,13 @@ nothing is installed into the shared environment and torch is not installed agai
 from __future__ import annotations
 
 import json
-import os
 import platform
 import shutil
-import site
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from conftest import clean_env, overlay_venv, pip_install
 
 from edgenas.errors import SpaceError
 from edgenas.registry import DuplicateName, Registry
@@ -66,33 +64,10 @@ def test_builtins_share_the_one_helper():
 
 # ---- a plug-in package, installed into a throwaway venv -----------------------------------------
 
-def make_venv(root: Path, extra_paths: list[Path]) -> Path:
-    """A venv whose site-packages also sees ours (torch, pip, setuptools...) and ``extra_paths``; its python."""
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root)], check=True)
-    python = root / "bin" / "python"
-    own = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                         check=True, capture_output=True, text=True).stdout.strip()
-    ours = site.getsitepackages() + [site.getusersitepackages()]
-    lines = [str(p) for p in extra_paths] + [p for p in ours if Path(p).is_dir()]
-    (Path(own) / "parent_env.pth").write_text("\n".join(lines) + "\n")
-    return python
-
-
-def clean_env(**extra) -> dict:
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "EDGENAS_TABLES",
-                                                            "EDGENAS_DEVICE_PROFILES", "EDGENAS_DEBUG")}
-    return {**env, **extra}
-
-
-def pip_install(python: Path, target, cwd: Path, env: dict) -> None:
-    subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-                    "--no-index", "--disable-pip-version-check", str(target)], check=True, cwd=cwd, env=env)
-
-
 @pytest.fixture(scope="module")
 def plugin_venv(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("plugin")
-    python = make_venv(tmp / "venv", [REPO])
+    python = overlay_venv(tmp / "venv", [REPO])
     src = shutil.copytree(PLUGIN, tmp / "plugin_pkg")  # pip builds in place: keep tests/ clean
     pip_install(python, src, tmp, clean_env())
     profiles = shutil.copytree(REPO / "device_profiles", tmp / "profiles")

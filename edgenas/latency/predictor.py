@@ -82,7 +82,7 @@ class CalibrationStore:
         return self.store.path(device, backend).with_suffix(".calibration.json")
 
     def load_all(self, device: str, backend: str) -> dict:
-        p = self.path(device, backend)
+        p = self.store.readable(self.path(device, backend))
         if not p.exists():
             return {}
         from edgenas.schemas import CalibrationFile, load_json_file, validate

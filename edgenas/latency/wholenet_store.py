@@ -31,7 +31,7 @@ class WholeNetStore:
         return self.store.path(device, backend).with_suffix(".wholenet.json")
 
     def load_all(self, device: str, backend: str) -> dict:
-        p = self.path(device, backend)
+        p = self.store.readable(self.path(device, backend))
         if not p.is_file():
             return {}
         try:
