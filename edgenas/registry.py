@@ -31,8 +31,6 @@ from edgenas.errors import InputError
 
 T = TypeVar("T")
 
-GROUPS = ("edgenas.backends", "edgenas.spaces", "edgenas.strategies")
-
 _reported: set[str] = set()  # entry points already reported broken (two registries may share a group)
 
 
@@ -87,8 +85,12 @@ class Registry(Generic[T]):
         if self._loaded:
             return
         self._loaded = True  # set first: a module being imported may itself ask the registry
-        for m in self._modules:
-            importlib.import_module(m)
+        try:
+            for m in self._modules:
+                importlib.import_module(m)
+        except BaseException:
+            self._loaded = False  # a built-in that failed to import (Ctrl-C, a missing dependency): retry next time
+            raise
         if self._group:
             for ep in plugin_entry_points(self._group):
                 self._load_plugin(ep)
