@@ -26,6 +26,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from edgenas.process import prefer_passive_openmp  # noqa: E402 - before torch, as the edgenas command does
+
+prefer_passive_openmp()
+
 OUT = ROOT / "benchmarks" / "results"
 
 

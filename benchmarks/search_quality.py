@@ -26,6 +26,9 @@ from pathlib import Path
 import numpy as np
 
 from edgenas.bench import nb201, sources
+from edgenas.process import prefer_passive_openmp
+
+prefer_passive_openmp()  # before torch is imported (the REINFORCE controller), as the edgenas command does
 
 ROWS = ["pi5-litert", "pi5-onnx", "pi5-torchmobile", "pixel-litert"]
 QUANTILES = [0.1, 0.25, 0.5]

@@ -1,7 +1,14 @@
-"""Atomic file writes: a crash or Ctrl-C never leaves a half-written table, genotype or report."""
+"""Atomic file writes: a crash or Ctrl-C never leaves a half-written table, genotype or report.
+
+``locked`` serialises read-modify-write updates of one file between processes: a writer re-reads
+the file while holding the lock, changes it and writes it atomically, so two processes updating the
+same table (a ``profile`` and a ``tables import``, two ``profile`` runs of different batch sizes)
+both keep their rows. Readers need no lock: every write is an atomic rename.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from pathlib import Path
@@ -31,3 +38,14 @@ def atomic_write_bytes(path, data: bytes) -> Path:
 
 def atomic_write_text(path, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+@contextlib.contextmanager
+def locked(path):
+    """Hold the inter-process lock of ``path`` (the file ``<path>.lock`` beside it) for an update."""
+    from filelock import FileLock
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(path) + ".lock"):
+        yield path

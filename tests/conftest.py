@@ -7,6 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from edgenas.process import prefer_passive_openmp
+
+prefer_passive_openmp()  # as the edgenas command does, before any test module imports torch
+
 SHARED_DATA = Path(os.environ.get("EDGENAS_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 FMNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 
@@ -105,3 +109,33 @@ def python38() -> str | None:
 def tflite_runtime_214_python(tmp_path_factory) -> Path:
     """Python of a venv with the last tflite_runtime on PyPI (2.14.0, numpy 1.x): what many boards run."""
     return make_venv(tmp_path_factory.mktemp("venv") / "tflite214", ["tflite-runtime==2.14.0", "numpy<2"])
+
+
+def overlay_venv(root: Path, extra_paths=()) -> Path:
+    """A throwaway venv that also sees this test venv's site-packages (torch, pip, setuptools...) and
+    ``extra_paths`` through a .pth file, so nothing is installed twice or into the shared venv; its python."""
+    import site
+    import subprocess
+    import sys
+
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root)], check=True)
+    python = root / "bin" / "python"
+    own = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                         check=True, capture_output=True, text=True).stdout.strip()
+    ours = [p for p in site.getsitepackages() + [site.getusersitepackages()] if Path(p).is_dir()]
+    (Path(own) / "parent_env.pth").write_text("\n".join([str(p) for p in extra_paths] + ours) + "\n")
+    return python
+
+
+def clean_env(**extra) -> dict:
+    """os.environ without what points edgenas at this checkout or its data, plus ``extra``."""
+    drop = ("PYTHONPATH", "EDGENAS_TABLES", "EDGENAS_DEVICE_PROFILES", "EDGENAS_CACHE", "EDGENAS_DEBUG")
+    return {**{k: v for k, v in os.environ.items() if k not in drop}, **extra}
+
+
+def pip_install(python: Path, target, cwd: Path, env: dict) -> None:
+    """``pip install`` with the test venv's pip into the venv of ``python``: no deps, no index, no isolation."""
+    import subprocess
+
+    subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--no-index",
+                    "--disable-pip-version-check", str(target)], check=True, cwd=cwd, env=env)

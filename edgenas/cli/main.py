@@ -14,8 +14,8 @@ import typer
 from typer.exceptions import TyperException
 
 from edgenas import __version__
-from edgenas.cli import (bench_cmd, devices_cmd, export_cmd, genotype_cmd, predict_cmd, profile_cmd, search_cmd,
-                         spaces_cmd, sweep_cmd, tables_cmd)
+from edgenas.cli import (bench_cmd, devices_cmd, export_cmd, genotype_cmd, plugins_cmd, predict_cmd, profile_cmd,
+                         search_cmd, spaces_cmd, sweep_cmd, tables_cmd)
 from edgenas.errors import EdgeNASError
 
 app = typer.Typer(
@@ -53,6 +53,7 @@ app.command("search")(search_cmd.search)
 app.command("export")(export_cmd.export)
 app.command("sweep")(sweep_cmd.sweep)
 app.add_typer(bench_cmd.app, name="bench")
+app.command("plugins")(plugins_cmd.plugins)
 
 
 INTERRUPTED = "interrupted: finished work is saved; rerun with --resume to continue"

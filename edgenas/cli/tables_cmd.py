@@ -183,8 +183,7 @@ def import_table(
     if device is None:
         raise InputError(f"--device is needed for a {fmt} table: the device to file it under (e.g. pixel-1)")
     new = import_proxylessnas(file, device=device, backend=backend, threads=threads, note=note)
-    merged = store.load(device, backend).merge(new)
-    path = store.save(merged, device, backend)
+    path, merged = store.update(device, backend, lambda t: t.merge(new))
     result = {"file": str(file), "device": device, "backend": backend, "imported": len(new),
               "table_entries": len(merged), "table": str(path)}
     emit(result, as_json, lambda r: console.print(

@@ -165,15 +165,12 @@ class AnchorStore:
         return out
 
     def add(self, key: str, obs: list[AnchorObservation]) -> None:
-        from filelock import FileLock
-
-        from edgenas.io import atomic_write_text
+        from edgenas.io import atomic_write_text, locked
 
         obs = [o for o in obs if o is not None]
         if not obs:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(self.path) + ".lock"):  # re-read under the lock: concurrent writers lose nothing
+        with locked(self.path):  # re-read under the lock: concurrent writers lose nothing
             allo = self._read()
             allo[key] = (allo.get(key, []) + [asdict(o) for o in obs])[-KEEP:]
             atomic_write_text(self.path, json.dumps({"format": "edgenas.anchors", "version": 1,

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from edgenas.errors import InputError
-from edgenas.io import atomic_write_text
+from edgenas.io import atomic_write_text, locked
 from edgenas.latency.anchor import Anchor, resolve as resolve_anchor
 from edgenas.latency.store import TableStore
 from edgenas.latency.table import LatencyTable, TableSelection, table_miss
@@ -82,7 +82,7 @@ class CalibrationStore:
         return self.store.path(device, backend).with_suffix(".calibration.json")
 
     def load_all(self, device: str, backend: str) -> dict:
-        p = self.path(device, backend)
+        p = self.store.readable(self.path(device, backend))
         if not p.exists():
             return {}
         from edgenas.schemas import CalibrationFile, load_json_file, validate
@@ -96,11 +96,12 @@ class CalibrationStore:
         return Calibration(**d) if d else None
 
     def put(self, device, backend, key, cal: Calibration) -> Path:
-        allc = self.load_all(device, backend)
-        allc[key] = asdict(cal)
         p = self.path(device, backend)
-        atomic_write_text(p, json.dumps({"format": "edgenas.calibration", "version": 1, "calibrations": allc},
-                                        indent=2, default=float) + "\n")
+        with locked(p):  # re-read under the lock: a concurrent calibration of another key is kept
+            allc = self.load_all(device, backend)
+            allc[key] = asdict(cal)
+            atomic_write_text(p, json.dumps({"format": "edgenas.calibration", "version": 1, "calibrations": allc},
+                                            indent=2, default=float) + "\n")
         return p
 
 

@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from edgenas.errors import InputError
-from edgenas.io import atomic_write_text
+from edgenas.io import atomic_write_text, locked
 from edgenas.latency.fit import WholeNetModel
 from edgenas.latency.store import TableStore
 
@@ -31,7 +31,7 @@ class WholeNetStore:
         return self.store.path(device, backend).with_suffix(".wholenet.json")
 
     def load_all(self, device: str, backend: str) -> dict:
-        p = self.path(device, backend)
+        p = self.store.readable(self.path(device, backend))
         if not p.is_file():
             return {}
         try:
@@ -62,12 +62,13 @@ class WholeNetStore:
 
     def put(self, device: str, backend: str, model: WholeNetModel, provenance: dict, batch: int = 1,
             threads: int | None = None) -> Path:
-        models = self.load_all(device, backend)
         prov = {**provenance, "fitted": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-        models[model_key(model.space, batch, threads)] = {"model": model.to_dict(), "provenance": prov}
         p = self.path(device, backend)
-        return atomic_write_text(p, json.dumps({"format": "edgenas.wholenet-models", "version": 1,
-                                                "device": device, "backend": backend, "models": models}, indent=1) + "\n")
+        with locked(p):  # re-read under the lock: a model another process fitted meanwhile is kept
+            models = self.load_all(device, backend)
+            models[model_key(model.space, batch, threads)] = {"model": model.to_dict(), "provenance": prov}
+            return atomic_write_text(p, json.dumps({"format": "edgenas.wholenet-models", "version": 1, "device": device,
+                                                    "backend": backend, "models": models}, indent=1) + "\n")
 
 
 GRADIENT_STRATEGIES = ("darts", "proxyless")  # these need per-op latencies (ExpectedLatency), i.e. an op table

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
-from edgenas.errors import InputError
+from edgenas.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,9 @@ class OpType:
         return replace(spec, **changes) if changes else spec
 
 
-_OPS: dict[str, OpType] = {}
+# Built-in families, then plug-in spaces (``edgenas.spaces`` entry points): a space brings its ops.
+_OPS: Registry[OpType] = Registry("op type", tuple(f"edgenas.ops.{m}" for m in ("darts_ops", "mbconv", "nb201_ops")),
+                                  group="edgenas.spaces")
 
 #: Part of every cached artifact's key (op models, whole networks). Bump it whenever an op's
 #: implementation changes while its key does not, so stale .onnx/.tflite files are not reused.
@@ -39,25 +41,18 @@ ARTIFACT_VERSION = 2
 
 def register_op(name: str, *, key_fields=("stride",), flat_output=False, zero_cost=False, **implied):
     def deco(fn):
-        if name in _OPS:
-            raise ValueError(f"op type {name!r} registered twice")
-        _OPS[name] = OpType(name, fn, tuple(key_fields), flat_output, dict(implied), zero_cost)
+        _OPS.add(name, OpType(name, fn, tuple(key_fields), flat_output, dict(implied), zero_cost))
         return fn
 
     return deco
 
 
 def op_type(name: str) -> OpType:
-    _ensure_loaded()
-    try:
-        return _OPS[name]
-    except KeyError:
-        raise InputError(f"unknown op type {name!r}; known: {', '.join(sorted(_OPS))}") from None
+    return _OPS.get(name)
 
 
 def list_ops() -> list[str]:
-    _ensure_loaded()
-    return sorted(_OPS)
+    return _OPS.names()
 
 
 def is_zero_cost(spec) -> bool:
@@ -69,8 +64,3 @@ def is_zero_cost(spec) -> bool:
 def build_op(spec, **kwargs):
     """Build the nn.Module for one op instance (eval-ready, NCHW input of ``spec.in_shape``)."""
     return op_type(spec.op).build(spec, **kwargs)
-
-
-def _ensure_loaded():
-    # Importing the families registers them; kept lazy so ``spec`` stays torch-free to import.
-    from edgenas.ops import darts_ops, mbconv, nb201_ops  # noqa: F401

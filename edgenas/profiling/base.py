@@ -14,7 +14,9 @@ Backends register with ``@register_backend``; ``create_backend`` is the one fron
 from __future__ import annotations
 
 import hashlib
+import os
 import platform
+import secrets
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +26,7 @@ import numpy as np
 
 from edgenas.errors import BackendUnavailable, InputError
 from edgenas.profiling.protocol import Timer
+from edgenas.registry import Registry
 
 
 @dataclass
@@ -106,9 +109,14 @@ class Backend(ABC):
         path = Path(cache_dir) / self.name / f"{self.artifact_id(cache_key, input_shape)}{self.suffix}"
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(path.name + ".partial")
-            self.export(module, input_shape, tmp)
-            tmp.replace(path)
+            # unique per process: two processes exporting the same op never write into one file;
+            # the rename is atomic, so whichever finishes last replaces an identical artifact
+            tmp = path.with_name(f"{path.name}.{os.getpid()}-{secrets.token_hex(4)}.partial")
+            try:
+                self.export(module, input_shape, tmp)
+                tmp.replace(path)
+            finally:
+                tmp.unlink(missing_ok=True)
         return path
 
     def artifact_id(self, cache_key: str, input_shape) -> str:
@@ -159,27 +167,21 @@ class Backend(ABC):
         return []
 
 
-_BACKENDS: dict[str, type[Backend]] = {}
+_BACKENDS: Registry[Backend] = Registry("backend", tuple(
+    f"edgenas.profiling.{m}" for m in ("cuda", "onnxruntime_backend", "tensorrt_backend", "tflite", "torch_cpu")),
+    group="edgenas.backends", base=Backend)
 
 
 def register_backend(cls):
-    if cls.name in _BACKENDS:
-        raise ValueError(f"backend {cls.name!r} registered twice")
-    _BACKENDS[cls.name] = cls
-    return cls
+    return _BACKENDS.register(cls)
 
 
 def backend_class(name: str) -> type[Backend]:
-    _ensure_loaded()
-    try:
-        return _BACKENDS[name]
-    except KeyError:
-        raise InputError(f"unknown backend {name!r}; known: {', '.join(sorted(_BACKENDS))}") from None
+    return _BACKENDS.get(name)
 
 
 def list_backends() -> list[str]:
-    _ensure_loaded()
-    return sorted(_BACKENDS)
+    return _BACKENDS.names()
 
 
 def create_backend(name: str, threads: int = 1, precision: str = "fp32", **options) -> Backend:
@@ -190,10 +192,6 @@ def create_backend(name: str, threads: int = 1, precision: str = "fp32", **optio
     cls.require()
     pin_malloc()  # before the backend allocates anything: timings must not depend on malloc's history
     return cls(threads=threads, precision=precision, **options)
-
-
-def _ensure_loaded():
-    from edgenas.profiling import cuda, onnxruntime_backend, tensorrt_backend, tflite, torch_cpu  # noqa: F401
 
 
 def host_arch() -> str:

@@ -37,12 +37,11 @@ from edgenas.latency.store import TableStore
 from edgenas.latency.table import now_iso
 from edgenas.ops.registry import build_op, is_zero_cost
 from edgenas.ops.spec import OpSpec
-from edgenas.paths import REPO_ROOT, cache_dir
+from edgenas.paths import cache_dir, shipped
 from edgenas.profiling.base import Backend
 from edgenas.profiling.protocol import ProtocolSettings
 from edgenas.profiling.runner import REFERENCE_OP, ProfileEvent, nchw, op_cache_key
 
-TOOLS = REPO_ROOT / "tools"
 RUNNER = "edgenas_device_runner.py"
 ANDROID_HELPER = "android_benchmark.sh"
 
@@ -50,10 +49,10 @@ ANDROID_HELPER = "android_benchmark.sh"
 @functools.lru_cache(maxsize=1)
 def device_runner():
     """The standalone runner as a module (its integrity functions define the bundle and results formats)."""
-    path = TOOLS / RUNNER
+    path = shipped("tools") / RUNNER
     if not path.is_file():
-        raise InputError(f"the on-device runner {path} is missing; bundles need a source checkout of edgenas "
-                         f"(git clone, then pip install -e .)")
+        raise InputError(f"the on-device runner {path} is missing; reinstall edgenas (pip install edgenas, or "
+                         f"pip install -e . in a source checkout)")
     spec = importlib.util.spec_from_file_location("edgenas_device_runner", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -104,8 +103,9 @@ def build_bundle(device: DeviceProfile, backend: Backend, specs: list[OpSpec], b
     if out.suffix != ".zip":
         raise InputError(f"--bundle must name a .zip file, got {out}")
     device_runner()  # one clear error when tools/ is not there
-    runner_src = (TOOLS / RUNNER).read_bytes()
-    helper_src = (TOOLS / ANDROID_HELPER).read_bytes() if (TOOLS / ANDROID_HELPER).is_file() else b""
+    tools = shipped("tools")
+    runner_src = (tools / RUNNER).read_bytes()
+    helper_src = (tools / ANDROID_HELPER).read_bytes() if (tools / ANDROID_HELPER).is_file() else b""
     specs = [s for s in dict.fromkeys(specs) if not is_zero_cost(s)]
     if not specs:
         raise InputError("no op instances to put in the bundle (every op given is zero-cost)")

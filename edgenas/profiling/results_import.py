@@ -243,8 +243,8 @@ def import_results(path, store: TableStore, bundle: Path | None = None, command:
     if not results.get("complete"):
         warnings.append(f"{path.name} is partial ({len(results['entries'])} of {len(manifest['entries'])} "
                         f"entries): continue the run with --resume on the device to measure the rest")
-    merged = store.load(device, results["backend"]).merge(new)
-    table = store.save(merged, device, results["backend"])  # one atomic write of the whole table
+    # one atomic write of the whole table, re-read under its lock (a concurrent profile keeps its rows)
+    table, merged = store.update(device, results["backend"], lambda t: t.merge(new))
     if bundle is not None:
         save_manifest(store, manifest)
     return ImportReport(path, device, results["backend"], bundle_id, results["measured_by"],

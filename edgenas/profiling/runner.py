@@ -145,8 +145,9 @@ def profile_ops(device: DeviceProfile, backend: Backend, specs: list[OpSpec], ba
                               "reference_ms_p10_p50_p90": [round(float(x), 5) for x in
                                                             np.percentile(report.reference_ms, [10, 50, 90])]
                               if report.reference_ms else []})
-        table = table.upsert(rows, {run_id: run})
-        store.save(table, device.name, backend.name)  # atomic: a kill after this loses nothing measured
+        # re-read under the table's lock, so rows a concurrent writer added meanwhile are kept;
+        # atomic: a kill after this loses nothing measured
+        store.update(device.name, backend.name, lambda t: t.upsert(rows, {run_id: run}))
         result.drift.append(report.drift)
         done += len(chunk)
         result.measured += len(chunk)

@@ -26,9 +26,9 @@ from edgenas.errors import DeviceError, InputError, MeasurementError
 from edgenas.io import atomic_write_bytes
 from edgenas.latency.store import TableStore
 from edgenas.ops.spec import OpSpec
-from edgenas.paths import cache_dir
+from edgenas.paths import cache_dir, shipped
 from edgenas.profiling.base import Backend
-from edgenas.profiling.bundle import RUNNER, TOOLS, build_bundle
+from edgenas.profiling.bundle import RUNNER, build_bundle
 from edgenas.profiling.protocol import ProtocolSettings
 from edgenas.profiling.results_import import ImportReport, import_results
 from edgenas.profiling.runner import ProfileEvent
@@ -207,7 +207,7 @@ def board(target: SSHTarget, python: str, runtime: str, keep: bool = False) -> I
     if not workdir.startswith("/"):
         raise DeviceError(f"cannot make a working directory on {where}: {_last(out)}")
     try:
-        remote.put((TOOLS / RUNNER).read_bytes(), f"{workdir}/{RUNNER}")
+        remote.put((shipped("tools") / RUNNER).read_bytes(), f"{workdir}/{RUNNER}")
         b = Board(remote, python, workdir, version, "")
         rc, out = remote.run(b.runner(f"probe {shlex.quote(runtime)}"))
         if rc != 0:

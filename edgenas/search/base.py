@@ -130,11 +130,16 @@ class Strategy(ABC):
 
 
 _STRATEGIES: Registry[Strategy] = Registry("strategy", tuple(
-    f"edgenas.search.{m}" for m in ("darts", "enas", "proxyless", "random_search", "spos")))
+    f"edgenas.search.{m}" for m in ("darts", "enas", "proxyless", "random_search", "spos")),
+    group="edgenas.strategies", base=Strategy)
 
 
 def register_strategy(cls):
     return _STRATEGIES.register(cls)
+
+
+def strategy_class(name: str) -> type[Strategy]:
+    return _STRATEGIES.get(name)
 
 
 def list_strategies() -> list[str]:

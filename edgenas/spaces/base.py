@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 
 from edgenas.errors import GenotypeError, SpaceError
 from edgenas.ops.spec import OpSpec
+from edgenas.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -162,34 +163,26 @@ class SearchSpace(ABC):
         return Genotype(space=self.name, config=self.config_dict(), arch=arch, preset=getattr(self, "preset", None))
 
 
-_SPACES: dict[str, type[SearchSpace]] = {}
+_SPACES: Registry[SearchSpace] = Registry(
+    "space", tuple(f"edgenas.spaces.{m}" for m in ("darts", "nb201", "proxyless")),
+    group="edgenas.spaces", base=SearchSpace, error=SpaceError)
 
 
 def register_space(cls):
-    _SPACES[cls.name] = cls
-    return cls
+    return _SPACES.register(cls)
 
 
 def space_class(name: str) -> type[SearchSpace]:
-    _ensure_loaded()
-    try:
-        return _SPACES[name]
-    except KeyError:
-        raise SpaceError(f"unknown space {name!r}; known: {', '.join(sorted(_SPACES))}") from None
+    return _SPACES.get(name)
 
 
 def list_spaces() -> list[str]:
-    _ensure_loaded()
-    return sorted(_SPACES)
+    return _SPACES.names()
 
 
 def create_space(name: str, preset: str | None = None, **overrides) -> SearchSpace:
     """The one front door: a space by name and preset, with config overrides (None = keep)."""
     return space_class(name).from_preset(preset, **overrides)
-
-
-def _ensure_loaded():
-    from edgenas.spaces import darts, nb201, proxyless  # noqa: F401
 
 
 def _tuples(d: dict) -> dict:

@@ -110,11 +110,16 @@ class BlackBoxStrategy(ABC):
 
 
 _BLACKBOX: Registry[BlackBoxStrategy] = Registry("black-box strategy", tuple(
-    f"edgenas.search.blackbox.{m}" for m in ("random", "evolution", "reinforce", "local", "surrogate")))
+    f"edgenas.search.blackbox.{m}" for m in ("random", "evolution", "reinforce", "local", "surrogate")),
+    group="edgenas.strategies", base=BlackBoxStrategy)
 
 
 def register_blackbox(cls):
     return _BLACKBOX.register(cls)
+
+
+def blackbox_class(name: str) -> type[BlackBoxStrategy]:
+    return _BLACKBOX.get(name)
 
 
 def list_blackbox() -> list[str]:
