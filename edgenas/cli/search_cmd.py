@@ -43,6 +43,9 @@ def search(
                                                help="proxyless: mul#log | add#linear; darts: hinge | smooth."),
     lam: Optional[float] = typer.Option(None, "--lambda", min=0.0, max=1e6, callback=finite, help="Latency penalty weight (add#linear, hinge, smooth)."),
     order: int = typer.Option(1, "--order", min=1, max=2, help="DARTS: 1 (first order) or 2 (second order)."),
+    partial_channels: int = typer.Option(1, "--partial-channels", min=1, max=1024,
+                                         help="DARTS: PC-DARTS, ops on 1/K of each edge's channels plus edge "
+                                              "normalisation (K must divide the supernet's channels; 1: plain DARTS)."),
     search_channels: Optional[int] = typer.Option(None, "--search-channels", min=1, max=8192,
                                                   help="DARTS: channels of the proxy supernet (the genotype is deployed at the preset's)."),
     seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1),
@@ -62,6 +65,7 @@ def search(
     Examples:
       edgenas search --device x86-64-host --backend onnxruntime --target-ms 0.8 --strategy proxyless
       edgenas search --device x86-64-host --backend onnxruntime --space darts --target-ms 2 --strategy darts
+      edgenas search --space darts --target-ms 2 --strategy darts --partial-channels 4
       edgenas search --device pixel-1 --backend tflite --space proxyless --preset mobile --target-ms 80
     """
     from edgenas.search.pipeline import SearchConfig, run_search
@@ -81,6 +85,10 @@ def search(
         opts["lam"] = lam
     if strategy == "darts":
         opts["order"] = order
+        if partial_channels > 1:
+            opts["partial_channels"] = partial_channels
+    elif partial_channels > 1:
+        raise InputError(f"--partial-channels is an option of --strategy darts, not {strategy}")
     overrides = {"channels": search_channels} if search_channels else {}
     cfg = SearchConfig(device=device, backend=backend, target_ms=target_ms, strategy=strategy, space=space,
                        preset=preset, data=data, batch=batch, threads=threads, seed=seed,

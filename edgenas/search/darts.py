@@ -14,6 +14,11 @@ when trained long): by default **early stopping on the skip count** (DARTS+, Lia
 the search stops once the derived normal cell holds ``max_skips`` (2) skip connections or more,
 and the last derived cell before that is kept. Optionally ``skip_dropout`` (P-DARTS, Chen et
 al. 2019): operation-level dropout on skip connections during weight steps.
+
+``partial_channels`` K > 1 searches PC-DARTS' supernet (Xu et al., ICLR 2020; see
+``DartsSupernet``): ops on 1/K of each edge's channels, plus per-edge betas that the arch
+optimiser trains with the alphas. It cuts the step's compute and memory about K-fold; the derived
+cell is deployed, and priced, at full width.
 """
 
 from __future__ import annotations
@@ -21,11 +26,17 @@ from __future__ import annotations
 import torch
 from torch.func import functional_call
 
+from edgenas.errors import InputError
 from edgenas.ops.darts_ops import PRIMITIVES
 from edgenas.search.base import (Candidate, Strategy, cosine_lr, register_strategy, set_lr, shared_weight_accuracy)
 from edgenas.search.objectives import latency_loss
 
 SKIP = PRIMITIVES.index("skip_connect")
+
+
+def arch_parameters(net) -> dict:
+    """The parameters the arch optimiser owns, by name: the alphas, and PC-DARTS' edge betas."""
+    return {n: p for n, p in net.named_parameters() if n.startswith(("arch_params.", "edge_params."))}
 
 
 def skip_count(arch) -> int:
@@ -47,10 +58,17 @@ class DartsStrategy(Strategy):
         self.warmup = int(o.get("warmup_fraction", 0.2) * ctx.budget.steps)
         # the guard watches the second half: early derivations of near-uniform alphas are noise
         self.guard_start = int(o.get("guard_start_fraction", 0.5) * ctx.budget.steps)
-        self.net = ctx.search_space.supernet().to(ctx.device)
+        k = o.get("partial_channels", 1)
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise InputError(f"darts: partial channels must be a positive integer, got {k!r}")
+        net = ctx.search_space.supernet(partial_channels=k) if k > 1 else ctx.search_space.supernet()
+        self.net = net.to(ctx.device)
+        if getattr(self.net, "partial_channels", 1) != k:
+            raise InputError(f"darts: partial channels (PC-DARTS) need a supernet that has them; "
+                             f"the {ctx.search_space.name} space's has not")
         self.w_lr = float(o.get("lr", 0.05))
         self.w_opt = torch.optim.SGD(self.net.weight_parameters(), lr=self.w_lr, momentum=0.9, weight_decay=3e-4)
-        self.a_opt = torch.optim.Adam(self.net.arch_params.parameters(), lr=float(o.get("arch_lr", 6e-3)),
+        self.a_opt = torch.optim.Adam(list(arch_parameters(self.net).values()), lr=float(o.get("arch_lr", 6e-3)),
                                       betas=(0.5, 0.999), weight_decay=1e-3)
         self.stopped_at = None
         self.history = []  # derived archs per evaluation point: (step, arch)
@@ -100,7 +118,7 @@ class DartsStrategy(Strategy):
 
     def _arch_step(self, ctx) -> dict:
         xv, yv = ctx.batch("arch")
-        alphas = list(self.net.arch_params.values())
+        alphas = list(arch_parameters(self.net).values())
         if self.order == 1:
             loss, ce, expected = self._arch_loss(ctx, xv, yv)
             self.a_opt.zero_grad(set_to_none=True)
@@ -114,15 +132,16 @@ class DartsStrategy(Strategy):
     def _unrolled(self, ctx, xv, yv, alphas):
         """DARTS' second-order step (finite-difference Hessian-vector product)."""
         xt, yt = ctx.batch("weights")
-        names = [n for n, _ in self.net.named_parameters() if not n.startswith("arch_params")]
-        weights = [p for n, p in self.net.named_parameters() if not n.startswith("arch_params")]
+        arch = arch_parameters(self.net)
+        names = [n for n, _ in self.net.named_parameters() if n not in arch]
+        weights = [p for n, p in self.net.named_parameters() if n not in arch]
         buffers = dict(self.net.named_buffers())
         xi = self.w_opt.param_groups[0]["lr"]
         train_loss = torch.nn.functional.cross_entropy(self.net(xt, self.net.softmax_weights()), yt)
         gw = torch.autograd.grad(train_loss, weights, allow_unused=True)
         unrolled = {n: (p - xi * g).detach().requires_grad_(True) if g is not None else p.detach()
                     for n, p, g in zip(names, weights, gw)}
-        params = {**unrolled, **{f"arch_params.{k}": v for k, v in self.net.arch_params.items()}, **buffers}
+        params = {**unrolled, **arch, **buffers}
         loss, ce, expected = self._arch_loss(ctx, xv, yv, params)
         dw = torch.autograd.grad(loss, [unrolled[n] for n in names if unrolled[n].requires_grad], retain_graph=True,
                                  allow_unused=True)

@@ -21,7 +21,7 @@ from edgenas.errors import GenotypeError, SpaceError
 from edgenas.ops.darts_ops import PRIMITIVES, FactorizedReduce, Logits, ReLUConvBN, darts_op
 from edgenas.ops.spec import OpSpec
 from edgenas.spaces.base import ChoicePoint, SearchSpace, register_space, require
-from edgenas.spaces.mixed import MixedOp, is_naive
+from edgenas.spaces.mixed import MixedOp, PartialChannelMixedOp, is_naive
 
 
 @dataclass(frozen=True)
@@ -443,17 +443,22 @@ def _search_op(name, c, stride):
 
 
 class SearchCell(nn.Module):
-    def __init__(self, p: _CellPlan, nodes: int):
+    def __init__(self, p: _CellPlan, nodes: int, partial_channels: int = 1):
         super().__init__()
         self.pre = _Preprocess(p, affine=False)
         self.reduction = p.reduction
         self.nodes = nodes
         self.channels = p.c
         self.edges = nn.ModuleList()
+        k = partial_channels
         for node in range(nodes):
             for inp in range(node + 2):
                 stride = 2 if p.reduction and inp < 2 else 1
-                self.edges.append(MixedOp(PRIMITIVES, lambda o, s=stride: _search_op(o, p.c, s)))
+                if k == 1:
+                    self.edges.append(MixedOp(PRIMITIVES, lambda o, s=stride: _search_op(o, p.c, s)))
+                else:
+                    self.edges.append(PartialChannelMixedOp(
+                        PRIMITIVES, lambda o, s=stride: _search_op(o, p.c // k, s), k, stride))
 
     def forward(self, s0, s1, weights, active=None):
         states = [self.pre.pre0(s0), self.pre.pre1(s1)]
@@ -478,30 +483,59 @@ class SearchCell(nn.Module):
 
 
 class DartsSupernet(nn.Module):
-    """The DARTS search network: every op on every edge, cells share ``arch_params`` per type."""
+    """The DARTS search network: every op on every edge, cells share ``arch_params`` per type.
 
-    def __init__(self, space: DartsSpace):
+    ``partial_channels`` K > 1 makes it PC-DARTS' (Xu et al., ICLR 2020): each edge runs its ops
+    on 1/K of the channels (``PartialChannelMixedOp``), and per cell type ``edge_params`` hold
+    one beta per edge, normalised by a softmax over each node's incoming edges. The betas are
+    folded into ``softmax_weights()`` (row = beta * softmax(alpha)), so everything reading those
+    weights sees the edge normalisation: the forward pass, ``DartsSpace.derive`` (edges ranked by
+    beta * max alpha, the paper's rule) and the expected latency of the derived cell. The
+    deployed network is built at full width whatever K, so latency is priced at full width.
+    """
+
+    def __init__(self, space: DartsSpace, partial_channels: int = 1):
         super().__init__()
         self.space = space
         cfg = space.config
+        k = partial_channels
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise SpaceError(f"partial channels must be a positive integer, got {k!r}")
+        if cfg.channels % k:
+            raise SpaceError(f"partial channels {k} must divide the supernet's channels ({cfg.channels}): "
+                             f"each edge computes channels/{k} of them")
+        self.partial_channels = k
         stem = space._stem_spec()
         self.stem = nn.Sequential(
             nn.Conv2d(cfg.in_channels, stem.out_shape[2], 3, padding=1, bias=False),
             nn.BatchNorm2d(stem.out_shape[2]),
         )
         plans = space._plan()
-        self.cells = nn.ModuleList(SearchCell(p, cfg.nodes) for p in plans)
+        self.cells = nn.ModuleList(SearchCell(p, cfg.nodes, k) for p in plans)
         self.classifier = Logits(space._cell_out_channels(plans[-1]), cfg.num_classes)
         kinds = ["normal"] + (["reduce"] if any(p.reduction for p in plans) else [])
         self.arch_params = nn.ParameterDict({
             k: nn.Parameter(1e-3 * torch.randn(space.edges_per_cell, len(PRIMITIVES))) for k in kinds
         })
+        if self.partial_channels > 1:
+            self.edge_params = nn.ParameterDict({
+                kind: nn.Parameter(1e-3 * torch.randn(space.edges_per_cell)) for kind in kinds
+            })
 
     def weight_parameters(self):
-        return [p for n, p in self.named_parameters() if not n.startswith("arch_params")]
+        return [p for n, p in self.named_parameters() if not n.startswith(("arch_params", "edge_params"))]
+
+    def edge_weights(self, kind: str) -> torch.Tensor:
+        """PC-DARTS' edge normalisation: softmax of the betas over each node's incoming edges."""
+        beta = self.edge_params[kind]
+        spans = [node + 2 for node in range(self.space.config.nodes)]
+        return torch.cat([torch.softmax(b, dim=0) for b in torch.split(beta, spans)])
 
     def softmax_weights(self) -> dict:
-        return {k: torch.softmax(v, dim=-1) for k, v in self.arch_params.items()}
+        probs = {k: torch.softmax(v, dim=-1) for k, v in self.arch_params.items()}
+        if self.partial_channels > 1:
+            probs = {k: v * self.edge_weights(k)[:, None] for k, v in probs.items()}
+        return probs
 
     def forward(self, x, weights: dict | None = None, active: dict | None = None):
         weights = self.softmax_weights() if weights is None else weights

@@ -55,3 +55,36 @@ class MixedOp(nn.Module):
             k = active[0] if active else self.zero.index(True)
             out = self.ops[k](x) * weights[k]
         return out
+
+
+def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
+    """Interleave ``groups`` equal channel groups (ShuffleNet's shuffle, as PC-DARTS applies it
+    after each partial edge). Without it the same first 1/K channels would be the only ones any
+    candidate op ever sees; with it, each edge's computed channels spread over the whole output."""
+    n, c, h, w = x.shape
+    return x.view(n, groups, c // groups, h, w).transpose(1, 2).reshape(n, c, h, w)
+
+
+class PartialChannelMixedOp(MixedOp):
+    """PC-DARTS' partial channel connection (Xu et al., ICLR 2020): the candidates run on the first
+    1/``k`` of the input channels (the ops are built for that width), the rest bypass the edge
+    (max-pooled 2x2 where the edge has stride 2), the two are concatenated and channel-shuffled.
+
+    The bypass is scaled by the sum of the edge's weights. A softmax over ops sums to 1, so with
+    PC-DARTS' edge normalisation folded into the weights (``beta * softmax(alpha)``) that sum is
+    the edge's beta, the factor the paper multiplies the whole edge output by; a one-hot path
+    weight gives 1, the edge as a derived cell would use it.
+    """
+
+    def __init__(self, options, build, k: int, stride: int):
+        super().__init__(options, build)
+        self.k = k
+        self.bypass_pool = nn.MaxPool2d(2, 2, ceil_mode=True) if stride == 2 else None
+
+    def forward(self, x, weights, active=None):
+        part = x.shape[1] // self.k
+        y = super().forward(x[:, :part], weights, active)
+        rest = x[:, part:]
+        if self.bypass_pool is not None:
+            rest = self.bypass_pool(rest)
+        return channel_shuffle(torch.cat([y, rest * weights.sum()], dim=1), self.k)
