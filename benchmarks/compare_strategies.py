@@ -7,6 +7,9 @@ predicted and measured latency of the chosen architecture, wall time.
     python benchmarks/compare_strategies.py --space proxyless --target-ms 0.33
     python benchmarks/compare_strategies.py --space darts --target-ms 1.0 --budget 150 --batch-size 32 \
         --extra "--search-channels 8 --retrain-epochs 1 --top-k 2"
+
+A strategy entry may carry its own flags, so variants of one strategy compare side by side:
+``--strategies "darts,darts --partial-channels 4"``.
 """
 
 from __future__ import annotations
@@ -27,7 +30,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--space", default="proxyless")
     ap.add_argument("--target-ms", type=float, required=True)
-    ap.add_argument("--strategies", default="random,proxyless,darts,spos,enas")
+    ap.add_argument("--strategies", default="random,proxyless,darts,spos,enas",
+                    help="comma-separated; an entry may add flags of its own: 'darts --partial-channels 4'")
     ap.add_argument("--budget", type=int, default=300)
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--seed", type=int, default=0)
@@ -36,31 +40,34 @@ def main():
     ap.add_argument("--extra", default="", help="more edgenas search flags, quoted")
     args = ap.parse_args()
     rows = _finished_rows(args)
-    for strategy in args.strategies.split(","):
-        out = Path(args.runs) / f"{args.space}-{strategy}-{args.target_ms:g}ms-s{args.seed}"
-        if any(r["strategy"] == strategy and r["run"] == str(out) for r in rows):
-            print(f"{strategy}: done earlier (kept; delete its row or run dir to redo)", flush=True)
+    for entry in args.strategies.split(","):
+        strategy, *own = shlex.split(entry)
+        label = " ".join([strategy, *own])
+        slug = "".join(c if c.isalnum() else "-" for c in label.replace("--", "")).strip("-")
+        out = Path(args.runs) / f"{args.space}-{slug}-{args.target_ms:g}ms-s{args.seed}"
+        if any(r["strategy"] == label and r["run"] == str(out) for r in rows):
+            print(f"{label}: done earlier (kept; delete its row or run dir to redo)", flush=True)
             continue
         cmd = [sys.executable, "-m", "edgenas", "search", "--device", "x86-64-host", "--backend", args.backend,
                "--space", args.space, "--target-ms", str(args.target_ms), "--strategy", strategy,
                "--budget", str(args.budget), "--batch-size", str(args.batch_size), "--seed", str(args.seed),
-               "--out", str(out), "--json", *shlex.split(args.extra)]
+               "--out", str(out), "--json", *shlex.split(args.extra), *own]
         if (out / "config.json").exists():
             cmd.append("--resume")
         start = time.perf_counter()
         p = subprocess.run(cmd, capture_output=True, text=True)
         if p.returncode != 0:
-            print(f"{strategy}: FAILED {p.stderr.strip()[-400:]}", flush=True)
+            print(f"{label}: FAILED {p.stderr.strip()[-400:]}", flush=True)
             continue
         s = json.loads(p.stdout)
         c = s["chosen"]
-        rows.append({"strategy": strategy, "test_acc": c["test_acc"], "arch_acc": c["arch_acc"],
+        rows.append({"strategy": label, "test_acc": c["test_acc"], "arch_acc": c["arch_acc"],
                      "predicted_ms": c["predicted_ms"], "measured_ms": c["measured_ms"],
                      "meets_target": c["meets_target"], "steps_run": s["steps_run"],
                      "stopped_early": s["stopped_early"], "candidates": s["candidates_evaluated"],
                      "wall_s": round(time.perf_counter() - start, 1), "resumed": "--resume" in cmd,
                      "run": str(out), "arch": c["arch"]})
-        print(f"{strategy}: test {100 * c['test_acc']:.2f}%, predicted {c['predicted_ms']:.4f} ms, "
+        print(f"{label}: test {100 * c['test_acc']:.2f}%, predicted {c['predicted_ms']:.4f} ms, "
               f"measured {c['measured_ms']} ms, {rows[-1]['wall_s']} s", flush=True)
         _write(rows, args)
     _write(rows, args)
