@@ -221,3 +221,30 @@ def test_repair_gives_up_on_an_unreachable_target():
 
     space, predict = _pixel1_predictor()
     assert repair_to_target(space, predict, space.sample(random.Random(0)), 1.0) is None
+
+
+def test_ranking_scores_only_candidates_that_can_be_picked_and_scores_them_as_before():
+    """With top_k candidates predicted under the target, over-target ones are skipped (never retrained
+    nor repaired); those scored get the same shared-weight accuracy as when every one is, and the
+    progress callback counts the scored ones."""
+    ctx = _ctx("proxyless", steps=2)
+    s = create_strategy("proxyless", warmup_fraction=0.0)
+    s.setup(ctx)
+    s.step(ctx)
+    state = s.state_dict()
+
+    def ranked(target, top_k):
+        c = _ctx("proxyless", steps=2, target=target)
+        c.budget.top_k = top_k
+        calls = []
+        c.progress = lambda done, total: calls.append((done, total))
+        s.load_state_dict(state)
+        return s.candidates(c), calls
+
+    every, _ = ranked(ctx.target_ms, top_k=1000)  # fewer feasible than top_k: all are scored
+    target = min(c.predicted_ms for c in every)
+    assert any(c.predicted_ms > target for c in every)
+    some, calls = ranked(target, top_k=1)
+    assert [repr(c.arch) for c in some] == [repr(c.arch) for c in every if c.predicted_ms <= target]
+    assert [c.proxy_acc for c in some] == [c.proxy_acc for c in every if c.predicted_ms <= target]
+    assert calls[0] == (0, len(some)) and calls[-1] == (len(some), len(some))

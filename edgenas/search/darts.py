@@ -29,7 +29,7 @@ from torch.func import functional_call
 
 from edgenas.errors import InputError
 from edgenas.ops.darts_ops import PRIMITIVES
-from edgenas.search.base import (Candidate, Strategy, cosine_lr, register_strategy, set_lr, shared_weight_accuracy)
+from edgenas.search.base import Strategy, cosine_lr, rank_candidates, register_strategy, set_lr
 from edgenas.search.objectives import latency_loss
 
 SKIP = PRIMITIVES.index("skip_connect")
@@ -176,16 +176,10 @@ class DartsStrategy(Strategy):
 
     def candidates(self, ctx):
         """Derived cells along the search (the last ones first), ranked with shared weights."""
-        seen, out = set(), []
         picks = [(self.step_count, self.derived(ctx))] if self.stopped_at is None else []
         picks += [(s, a) for s, a in reversed(self.history) if skip_count(a) < self.max_skips]
-        for step, arch in picks[: ctx.budget.population]:
-            if repr(arch) in seen:
-                continue
-            seen.add(repr(arch))
-            acc = shared_weight_accuracy(self.net, ctx.search_space.arch_weights(arch), ctx, recalibrate_bn=2)
-            out.append(Candidate(arch, ctx.predicted_ms(arch), acc, f"derived at step {step}", step))
-        return out
+        return rank_candidates(self.net, [(a, f"derived at step {s}", s) for s, a in picks[: ctx.budget.population]],
+                               ctx)
 
     def state_dict(self):
         return {**super().state_dict(), "net": self.net.state_dict(), "w_opt": self.w_opt.state_dict(),

@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from edgenas.search.base import (Candidate, Strategy, cosine_lr, register_strategy, set_lr, shared_weight_accuracy)
+from edgenas.search.base import Strategy, cosine_lr, rank_candidates, register_strategy, set_lr
 from edgenas.search.objectives import latency_reward
 
 
@@ -137,19 +137,17 @@ class EnasStrategy(Strategy):
 
     def candidates(self, ctx):
         """Children sampled from the trained controller, ranked with shared weights on the arch split."""
-        out, seen = [], set()
+        archs, seen = [], set()
         with torch.no_grad():
             for _ in range(3 * ctx.budget.population):
-                if len(out) >= ctx.budget.population:
+                if len(archs) >= ctx.budget.population:
                     break
                 choices, _, _ = self.controller.sample(self.gen)
                 arch = self._arch(ctx, choices)
-                if repr(arch) in seen:
-                    continue
-                seen.add(repr(arch))
-                acc = shared_weight_accuracy(self.net, ctx.search_space.arch_weights(arch), ctx)
-                out.append(Candidate(arch, ctx.predicted_ms(arch), acc, "controller sample", self.step_count))
-        return out
+                if repr(arch) not in seen:
+                    seen.add(repr(arch))
+                    archs.append((arch, "controller sample", self.step_count))
+        return rank_candidates(self.net, archs, ctx)
 
     def state_dict(self):
         return {**super().state_dict(), "net": self.net.state_dict(), "w_opt": self.w_opt.state_dict(),

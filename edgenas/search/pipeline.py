@@ -261,6 +261,7 @@ def run_search(cfg: SearchConfig, out: Path, resume: bool = False, on_progress: 
                              "reason": "skip-connection guard (DARTS+)"})
         if on_progress:
             on_progress("rank candidates", 0, 1)
+            ctx.progress = lambda done, total: on_progress("rank candidates", done, total)
         cands = strategy.candidates(ctx)
         cands = cands + repaired_candidates(ctx, cands, budget.top_k)
         phase = "retrain"

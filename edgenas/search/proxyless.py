@@ -16,8 +16,7 @@ from __future__ import annotations
 
 import torch
 
-from edgenas.search.base import (Candidate, Strategy, cosine_lr, cross_entropy, register_strategy, set_lr,
-                                 shared_weight_accuracy)
+from edgenas.search.base import Strategy, cosine_lr, cross_entropy, rank_candidates, register_strategy, set_lr
 from edgenas.search.objectives import latency_loss
 
 
@@ -122,21 +121,13 @@ class ProxylessStrategy(Strategy):
 
     def candidates(self, ctx):
         """The argmax architecture, plus samples from softmax(alpha), ranked with shared weights."""
-        seen, out = set(), []
         probs = {k: v.detach() for k, v in self.net.softmax_weights().items()}
         archs = [("argmax", self.derived(ctx))]
         for _ in range(4 * ctx.budget.population):
             if len(archs) >= ctx.budget.population:
                 break
             archs.append(("sampled", ctx.search_space.derive(self._one_path(probs))))
-        for source, arch in archs:
-            key = repr(arch)
-            if key in seen:
-                continue
-            seen.add(key)
-            acc = shared_weight_accuracy(self.net, ctx.search_space.arch_weights(arch), ctx)
-            out.append(Candidate(arch, ctx.predicted_ms(arch), acc, source, self.step_count))
-        return out
+        return rank_candidates(self.net, [(arch, source, self.step_count) for source, arch in archs], ctx)
 
     def state_dict(self):
         return {**super().state_dict(), "net": self.net.state_dict(), "w_opt": self.w_opt.state_dict(),
