@@ -18,7 +18,7 @@ al. 2019): operation-level dropout on skip connections during weight steps.
 ``partial_channels`` K > 1 searches PC-DARTS' supernet (Xu et al., ICLR 2020; see
 ``DartsSupernet``): ops on 1/K of each edge's channels, plus per-edge betas that the arch
 optimiser trains with the alphas. The derived cell is deployed, and priced, at full width. On
-darts/small (batch 32, CPU) K=4 ran 2.5x the naive every-op step at 0.31x its peak memory
+darts/small (batch 32, CPU) K=4 ran 2.5-2.65x the naive every-op step at 0.31x its peak memory
 (benchmarks/results/search_throughput_darts_cpu_pc4.md).
 """
 
