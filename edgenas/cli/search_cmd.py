@@ -14,7 +14,7 @@ from edgenas.cli.executor_opts import EXECUTOR, RAY_ADDRESS, executor_from_flags
 from edgenas.cli.progress import progress_bar
 from edgenas.errors import InputError
 from edgenas.profiling.protocol import TARGET_TOLERANCE
-from edgenas.search.base import list_strategies
+from edgenas.search.base import list_strategies, strategy_class
 
 
 def search(
@@ -79,7 +79,7 @@ def search(
         opts["latency_loss"] = latency_loss
     if lam is not None:
         opts["lam"] = lam
-    if strategy == "darts":
+    if "order" in strategy_class(strategy).cli_options:
         opts["order"] = order
     overrides = {"channels": search_channels} if search_channels else {}
     cfg = SearchConfig(device=device, backend=backend, target_ms=target_ms, strategy=strategy, space=space,

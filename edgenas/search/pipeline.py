@@ -18,7 +18,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import re
 import time
 from dataclasses import asdict, dataclass, field
@@ -28,9 +27,10 @@ from typing import Callable
 import torch
 
 from edgenas.errors import InputError
-from edgenas.io import atomic_write_bytes, atomic_write_text
+from edgenas.io import atomic_write_bytes, atomic_write_text, json_safe
 from edgenas.profiling.protocol import TARGET_TOLERANCE
-from edgenas.search.base import Budget, Candidate, SearchContext, create_strategy, cosine_lr, set_lr
+from edgenas.search.base import (Budget, Candidate, SearchContext, cosine_lr, create_strategy, set_lr,
+                                 strategy_class, update)
 from edgenas.search.data import Batches, accuracy, load_data
 from edgenas.search.repair import repaired_candidates
 
@@ -68,7 +68,7 @@ class Run:
         return self.path / name
 
     def write_json(self, name: str, obj) -> Path:
-        return atomic_write_text(self.file(name), json.dumps(obj, indent=2, default=_json_default) + "\n")
+        return atomic_write_text(self.file(name), json.dumps(json_safe(obj), indent=2, default=str) + "\n")
 
     def write_csv(self, name: str, rows: list[dict]) -> Path:
         keys: list[str] = []
@@ -113,14 +113,6 @@ def checkpoint_globals() -> list:
     return [Candidate, DartsArch, ProxylessArch]
 
 
-def _json_default(o):
-    if hasattr(o, "item"):
-        return o.item()
-    if isinstance(o, float) and (math.isnan(o) or math.isinf(o)):
-        return None
-    return str(o)
-
-
 def resolve_torch_device(name: str) -> str:
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
@@ -141,14 +133,14 @@ def _context(cfg: SearchConfig, log: Callable) -> tuple[SearchContext, object]:
         raise InputError("search overrides must keep the space's choices (e.g. channels, not layers, for darts "
                          "choices are per cell type; for proxyless keep the stage layout)")
     predictor = search_predictor(cfg.device, cfg.backend, space, cfg.strategy, cfg.batch, cfg.threads)
-    mode = "derived" if cfg.space == "darts" and cfg.strategy == "darts" else "softmax"
+    mode = strategy_class(cfg.strategy).expected_latency
     # a whole-network model has no per-op latencies: only black-box strategies run on it (search_predictor)
     expected = ExpectedLatency(space, predictor, mode=mode) if isinstance(predictor, LatencyPredictor) else None
     data = load_data(cfg.data, cfg.weights_size, cfg.arch_size, cfg.test_size, cfg.seed)
     budget = Budget(**cfg.budget)
     ctx = SearchContext(space=space, data=data, predictor=predictor, expected=expected, target_ms=cfg.target_ms,
                         budget=budget, seed=cfg.seed, device=resolve_torch_device(cfg.torch_device),
-                        search_space=search_space, options=cfg.strategy_options, log=log)
+                        search_space=search_space, log=log)
     return ctx, predictor
 
 
@@ -166,10 +158,7 @@ def retrain(ctx: SearchContext, arch, epochs: float, lr: float = 0.05, seed: int
         set_lr(opt, cosine_lr(i, steps, lr))
         x, y = batches.next()
         loss = torch.nn.functional.cross_entropy(model(x.to(ctx.device)), y.to(ctx.device))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-        opt.step()
+        update(opt, loss, model.parameters())
         if on_step:
             on_step(i + 1, steps)
     arch_acc = accuracy(model, Batches(ctx.data.arch, ctx.data, 256, shape, 0), device=ctx.device)
@@ -257,8 +246,7 @@ def run_search(cfg: SearchConfig, out: Path, resume: bool = False, on_progress: 
             if strategy.step_count % every == 0:
                 checkpoint()
         if strategy.finished_early():
-            log_rows.append({"step": strategy.step_count, "phase": "early stop",
-                             "reason": "skip-connection guard (DARTS+)"})
+            log_rows.append({"step": strategy.step_count, "phase": "early stop", "reason": strategy.stop_reason()})
         if on_progress:
             on_progress("rank candidates", 0, 1)
         cands = strategy.candidates(ctx)
