@@ -64,7 +64,7 @@ def search(
       edgenas search --device x86-64-host --backend onnxruntime --space darts --target-ms 2 --strategy darts
       edgenas search --device pixel-1 --backend tflite --space proxyless --preset mobile --target-ms 80
     """
-    from edgenas.search.pipeline import SearchConfig, run_search
+    from edgenas.search.pipeline import SearchConfig, default_run_dir, run_search
 
     if strategy not in list_strategies():
         raise InputError(f"unknown strategy {strategy!r}; known: {', '.join(list_strategies())}")
@@ -89,7 +89,7 @@ def search(
                        strategy_options=opts, search_overrides=overrides, weights_size=train_size,
                        arch_size=arch_size, test_size=test_size, measure=measure, torch_device=torch_device,
                        tolerance=tolerance)
-    out = out or Path("runs") / f"{strategy}-{space}-{device}-{target_ms:g}ms-s{seed}"
+    out = out or default_run_dir(cfg)
     runner = executor_from_flags(executor, ray_address)  # the top-k retrain there
     with runner, progress_bar() as bar:
         tasks: dict[str, int] = {}
