@@ -98,6 +98,7 @@ class Strategy(ABC):
     # how ExpectedLatency weights a supernet's op latencies for this strategy: "derived" when it will
     # keep what the space's derivation keeps (SearchSpace.derived_probs), "softmax" otherwise
     expected_latency: ClassVar[str] = "softmax"
+    needs_op_latencies: ClassVar[bool] = False  # prices supernet weights (ctx.expected): needs an op table
     cli_options: ClassVar[tuple[str, ...]] = ()  # strategy-only `edgenas search` flags it reads (e.g. "order")
 
     def __init__(self, **options):

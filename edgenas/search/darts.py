@@ -39,6 +39,7 @@ class DartsStrategy(Strategy):
 
     name = "darts"
     expected_latency = "derived"  # the penalty prices the cell that derive() will keep
+    needs_op_latencies = True
     cli_options = ("order",)
 
     def setup(self, ctx):

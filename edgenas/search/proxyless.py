@@ -38,6 +38,7 @@ class ProxylessStrategy(Strategy):
     """ProxylessNAS: binarized paths (2 sampled per arch step), latency loss mul#log or add#linear."""
 
     name = "proxyless"
+    needs_op_latencies = True
 
     def setup(self, ctx):
         o = self.options
