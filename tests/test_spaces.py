@@ -188,7 +188,7 @@ def test_nb201_parameter_counts_match_the_benchmark():
 
 
 @pytest.mark.parametrize("space,preset", PRESETS)
-def test_space_contract_supernet_zero_op_and_genotype_recognition(space, preset):
+def test_space_contract_supernet_zero_op_and_genotype_recognition(space, preset, tmp_path):
     """What generic code asks a space instead of comparing its name (every registered space, same checks)."""
     from edgenas.spaces.genotype import genotype_from_dict, load_genotype
     from edgenas.spaces.mixed import MixedOp, Supernet
@@ -218,3 +218,9 @@ def test_space_contract_supernet_zero_op_and_genotype_recognition(space, preset)
         assert d.shape == w.shape and bool((d >= 0).all()) and bool((d <= 1 + 1e-6).all())
         if space != "darts":
             assert torch.equal(d, w)
+    from edgenas.search.base import Candidate
+    from edgenas.search.pipeline import Run
+
+    run = Run(tmp_path)  # a search checkpoint holding this space's archs loads back (safe-load allow-list)
+    run.save_checkpoint({"strategy": {}, "phase": "retrain", "log": [], "candidates": [Candidate(arch, 1.0, 0.5, "t")]})
+    assert isinstance(arch, sp.arch_cls) and run.load_checkpoint()["candidates"][0].arch == arch

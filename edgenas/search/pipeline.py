@@ -107,10 +107,9 @@ class Run:
 def checkpoint_globals() -> list:
     """The only non-builtin types a checkpoint may hold (``torch.load(weights_only=True)`` allow-list)."""
     from edgenas.search.base import Candidate
-    from edgenas.spaces.darts import DartsArch
-    from edgenas.spaces.proxyless import ProxylessArch
+    from edgenas.spaces import list_spaces, space_class
 
-    return [Candidate, DartsArch, ProxylessArch]
+    return [Candidate] + [space_class(n).arch_cls for n in list_spaces()]
 
 
 def default_run_dir(cfg: SearchConfig) -> Path:

@@ -80,6 +80,7 @@ class DartsSpace(SearchSpace):
     name = "darts"
     config_cls = DartsConfig
     default_preset = "small"
+    arch_cls = DartsArch
     zero_op = "none"
     text_preset = "cifar10"  # published DARTS cells come from the paper's CIFAR-10 setting
     presets = {

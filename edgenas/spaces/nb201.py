@@ -56,6 +56,7 @@ class Nb201Space(SearchSpace):
     name = "nb201"
     config_cls = Nb201Config
     default_preset = "cifar10"
+    arch_cls = Nb201Arch
     zero_op = "none"
     presets = {
         "cifar10": dict(channels=16, cells_per_stage=5, input_size=32, in_channels=3, num_classes=10),

@@ -88,6 +88,7 @@ class ProxylessSpace(SearchSpace):
     name = "proxyless"
     config_cls = ProxylessConfig
     default_preset = "mobile"
+    arch_cls = ProxylessArch
     zero_op = "zero"
     _small = dict(stem_channels=16, stem_stride=1, first_channels=8,
                   stages=((16, 2, 2), (24, 2, 2), (32, 2, 1), (48, 2, 2)),
