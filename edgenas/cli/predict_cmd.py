@@ -109,6 +109,7 @@ def _predict_many(path, out, device, backend, batch, threads, precision, space, 
 
     from edgenas.latency.measurements import MeasuredNet, net_features, parse_genotype_text
     from edgenas.latency.wholenet_store import WholeNetStore
+    from edgenas.spaces.genotype import Genotype
 
     if not Path(path).is_file():
         raise InputError(f"no such file: {path}")
@@ -137,8 +138,8 @@ def _predict_many(path, out, device, backend, batch, threads, precision, space, 
         pred = None
         preds = []
         for s, g in parsed:
-            if sp_name == "nb201":
-                raise InputError(f"no whole-network model for nb201 on {device}/{backend} batch {batch}: "
+            if not isinstance(g, Genotype):  # a bare benchmark cell (arch_str): only a whole-network model reads it
+                raise InputError(f"no whole-network model for {sp_name} on {device}/{backend} batch {batch}: "
                                  f"fit one with 'edgenas tables fit --device {device} --backend {backend} "
                                  "--measurements FILE'")
             sp = g.resolve()
