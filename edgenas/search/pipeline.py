@@ -109,7 +109,7 @@ def checkpoint_globals() -> list:
     from edgenas.search.base import Candidate
     from edgenas.spaces import list_spaces, space_class
 
-    return [Candidate] + [space_class(n).arch_cls for n in list_spaces()]
+    return [Candidate] + list(dict.fromkeys(c for c in (space_class(n).arch_cls for n in list_spaces()) if c))
 
 
 def default_run_dir(cfg: SearchConfig) -> Path:

@@ -44,7 +44,7 @@ class SearchSpace(ABC):
     presets: ClassVar[dict[str, dict[str, Any]]]
     default_preset: ClassVar[str]
     preset_help: ClassVar[dict[str, str]] = {}
-    arch_cls: ClassVar[type]  # the (frozen dataclass) arch objects; search checkpoints may hold them
+    arch_cls: ClassVar[type | None] = None  # its (frozen dataclass) arch objects: search checkpoints may hold them
     zero_op: ClassVar[str | None] = None  # the option whose output is zeros (supernets never compute it)
     text_preset: ClassVar[str | None] = None  # preset a genotype in the space's own text form defaults to
 

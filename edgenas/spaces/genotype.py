@@ -77,7 +77,7 @@ def genotype_from_dict(data: dict, space: str | None = None, preset: str | None 
             raise GenotypeError("genotype 'config' must be an object")
         arch_data, meta = data["arch"], data.get("meta") or {}
     else:  # a bare arch: infer the space from its keys
-        space = space or next((n for n in list_spaces() if space_class(n).owns_arch(data)), None)
+        space = space or _owner(data)
         if space is None:
             raise GenotypeError("cannot tell the space of this genotype: give --space, or use an edgenas genotype file")
         config, arch_data, meta = {}, data, {}
@@ -123,16 +123,27 @@ def load_genotype(source: str, space: str | None = None, preset: str | None = No
     return genotype_from_dict(data, space=space, preset=preset, overrides=overrides)
 
 
-def _from_text(text: str):
-    """(space class, arch data) of the first registered space that reads ``text`` as its own, else None."""
+def _owner(data: dict) -> str | None:
+    """The space whose bare arch ``data`` is, or None (see ``_root``)."""
     from edgenas.spaces.base import list_spaces, space_class
 
-    for name in list_spaces():
-        cls = space_class(name)
-        arch = cls.arch_from_text(text)
-        if arch is not None:
-            return cls, arch
-    return None
+    cls = _root([space_class(n) for n in list_spaces() if space_class(n).owns_arch(data)])
+    return cls.name if cls else None
+
+
+def _from_text(text: str):
+    """(space class, arch data) of the space that reads ``text`` as its own text form, else None."""
+    from edgenas.spaces.base import list_spaces, space_class
+
+    cls = _root([space_class(n) for n in list_spaces() if space_class(n).arch_from_text(text) is not None])
+    return (cls, cls.arch_from_text(text)) if cls else None
+
+
+def _root(claimers: list):
+    """Of the spaces that claim a genotype, the one the others derive from (a plug-in space built on
+    ProxylessSpace reads its arch objects too); None when none, or when unrelated spaces both claim it."""
+    roots = [c for c in claimers if not any(o is not c and issubclass(c, o) for o in claimers)]
+    return roots[0] if len(roots) == 1 else None
 
 
 def _looks_like_path(source: str) -> bool:
