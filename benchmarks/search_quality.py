@@ -92,9 +92,9 @@ def main(argv=None):
 
 
 def nb201_clean(obj):
-    from edgenas.cli._output import _clean
+    from edgenas.io import json_safe
 
-    return _clean(obj)
+    return json_safe(obj)
 
 
 def _fmt(v, std=None):

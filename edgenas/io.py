@@ -1,4 +1,5 @@
-"""Atomic file writes: a crash or Ctrl-C never leaves a half-written table, genotype or report.
+"""Atomic file writes (a crash or Ctrl-C never leaves a half-written table, genotype or report), and
+the one sanitiser for what we write as JSON (``json_safe``).
 
 ``locked`` serialises read-modify-write updates of one file between processes: a writer re-reads
 the file while holding the lock, changes it and writes it atomically, so two processes updating the
@@ -9,6 +10,7 @@ both keep their rows. Readers need no lock: every write is an atomic rename.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -49,3 +51,20 @@ def locked(path):
     path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(path) + ".lock"):
         yield path
+
+
+def json_safe(obj):
+    """``obj`` with what JSON cannot hold made plain: NaN/inf -> null, numpy/torch scalars -> Python
+    numbers, paths -> str, tuples -> lists, keys -> str. Every JSON report, summary and ``--json``
+    output goes through it (strict JSON readers reject NaN)."""
+    if isinstance(obj, float) and (math.isnan(obj) or math.isinf(obj)):
+        return None
+    if isinstance(obj, dict):
+        return {str(k): json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "item") and callable(obj.item):  # numpy / torch scalars
+        return json_safe(obj.item())
+    return obj

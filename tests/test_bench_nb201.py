@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from edgenas.bench import nb201
-from edgenas.bench import nb201_encoding as enc
+from edgenas.spaces import nb201_arch as enc
 from edgenas.bench import sources
 from edgenas.bench.latency_model import AdditiveLatencyModel
 from edgenas.errors import GenotypeError
@@ -180,7 +180,7 @@ def test_cli_bad_input_is_one_line(cli, csvs, args, message):
 @pytest.mark.parametrize("text, message", [
     ("arch,ms\nx,1\n", "want a CSV with columns"),
     (f"genotype,latency_ms\n{ARCH0},fast\n", ":2: latency_ms 'fast' is not a number"),
-    ("genotype,latency_ms\n|conv~0|+|x~0|y~1|+|a~0|b~1|c~2|,1\n", ":2: unknown op"),
+    ("genotype,latency_ms\n|conv~0|+|x~0|y~1|+|a~0|b~1|c~2|,1\n", ":2: unknown NAS-Bench-201 op"),
     (f"genotype,latency_ms\n{ARCH0},-1\n", "finite non-negative"),
 ])
 def test_cli_malformed_csv(cli, csvs, tmp_path, text, message):

@@ -16,7 +16,7 @@ import torch
 from edgenas.errors import InputError, TableMissError
 from edgenas.latency.expected import ExpectedLatency
 from edgenas.latency.predictor import LatencyPredictor
-from edgenas.search.base import Budget, SearchContext, create_strategy, list_strategies
+from edgenas.search.base import Budget, SearchContext, create_strategy, list_strategies, strategy_class
 from edgenas.search.data import FMNIST_DIR, load_data
 from edgenas.search.objectives import latency_loss, latency_reward
 from edgenas.search.pipeline import SearchConfig, pareto, run_search
@@ -29,7 +29,7 @@ def _ctx(space_name="proxyless", steps=12, target=None, strategy="proxyless", **
     space = create_space(space_name, "small")
     search_space = create_space(space_name, "small", **overrides) if overrides else space
     pred = LatencyPredictor.load("x86-64-host", "onnxruntime", space, 1)
-    mode = "derived" if space_name == "darts" and strategy == "darts" else "softmax"
+    mode = strategy_class(strategy).expected_latency  # as the pipeline picks it
     data = load_data("synthetic", 600, 300, 200)
     if target is None:  # the median of random architectures: half the space is feasible
         import random

@@ -185,3 +185,42 @@ def test_nb201_parameter_counts_match_the_benchmark():
     small = sp.parse_arch("|none~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|")
     assert round(count_params(sp.build(big)) / 1e6, 2) == 1.53
     assert round(count_params(sp.build(small)) / 1e6, 3) == 0.073
+
+
+@pytest.mark.parametrize("space,preset", PRESETS)
+def test_space_contract_supernet_zero_op_and_genotype_recognition(space, preset, tmp_path):
+    """What generic code asks a space instead of comparing its name (every registered space, same checks)."""
+    from edgenas.spaces.genotype import genotype_from_dict, load_genotype
+    from edgenas.spaces.mixed import MixedOp, Supernet
+
+    sp = create_space(space, preset)
+    net = sp.supernet()
+    assert isinstance(net, Supernet)
+    assert set(net.arch_params) == {cp.param for cp in sp.choice_points()}
+    names = {n for n, _ in net.named_parameters()}
+    assert {id(p) for p in net.weight_parameters()} == {id(p) for n, p in net.named_parameters()
+                                                         if not n.startswith("arch_params")} and names
+    options = {o for cp in sp.choice_points() for o in cp.options}
+    assert sp.zero_op in options  # every space here has an option that computes nothing
+    for m in net.modules():
+        if isinstance(m, MixedOp):
+            assert [o == sp.zero_op for o in m.options] == m.zero
+    arch = sp.sample(random.Random(4))
+    data = sp.arch_to_json(arch)
+    owners = [n for n in list_spaces() if create_space(n).owns_arch(data)] if isinstance(data, dict) else []
+    texts = [n for n in list_spaces() if isinstance(data, str) and create_space(n).arch_from_text(data) is not None]
+    assert owners + texts == [space]  # exactly this space recognises its bare arch
+    g = genotype_from_dict(data, preset=preset) if isinstance(data, dict) else load_genotype(data, preset=preset)
+    assert g.space == space and sp.decisions_of(g.arch) == sp.decisions_of(arch)
+    probs = net.softmax_weights()
+    for p, w in probs.items():  # the derivation model: the probabilities unless the derivation drops rows
+        d = sp.derived_probs(p, w)
+        assert d.shape == w.shape and bool((d >= 0).all()) and bool((d <= 1 + 1e-6).all())
+        if space != "darts":
+            assert torch.equal(d, w)
+    from edgenas.search.base import Candidate
+    from edgenas.search.pipeline import Run
+
+    run = Run(tmp_path)  # a search checkpoint holding this space's archs loads back (safe-load allow-list)
+    run.save_checkpoint({"strategy": {}, "phase": "retrain", "log": [], "candidates": [Candidate(arch, 1.0, 0.5, "t")]})
+    assert isinstance(arch, sp.arch_cls) and run.load_checkpoint()["candidates"][0].arch == arch

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edgenas.bench import nb201_encoding as enc
+from edgenas.spaces import nb201_arch as enc
 
 
 @dataclass(frozen=True)

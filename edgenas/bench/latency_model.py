@@ -18,7 +18,7 @@ from typing import Protocol
 
 import numpy as np
 
-from edgenas.bench import nb201_encoding as enc
+from edgenas.spaces import nb201_arch as enc
 
 
 class LatencyModel(Protocol):

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from edgenas.bench import nb201_encoding as enc
+from edgenas.spaces import nb201_arch as enc
 from edgenas.bench.evaluator import TabularEvaluator
 from edgenas.bench.latency_model import AdditiveLatencyModel, cv_ratio_errors
 from edgenas.errors import InputError

@@ -11,7 +11,7 @@ Sources are named at the command line:
 HW-NAS-Bench-360 is not shipped with edgenas (its licence is unstated): the user points at their
 copy of ``dataset.parquet`` with ``--hwnasbench PATH`` or ``$EDGENAS_HWNASBENCH``.
 
-Every loader returns a float array over the 15,625 architecture codes of ``nb201_encoding``,
+Every loader returns a float array over the 15,625 architecture codes of ``edgenas.spaces.nb201_arch``,
 NaN where the source has no value.
 """
 
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgenas.bench import nb201_encoding as enc
+from edgenas.spaces import nb201_arch as enc
 from edgenas.errors import EdgeNASError, InputError
 
 HWNAS_LATENCY = {"pi5-litert": ("pi5", "litert"), "pi5-onnx": ("pi5", "onnx"),

@@ -16,7 +16,6 @@ from edgenas.errors import EdgeNASError, InputError
 from edgenas.latency.predictor import LatencyPredictor
 from edgenas.latency.store import TableStore
 from edgenas.profiling.base import create_backend
-from edgenas.profiling.protocol import ProtocolSettings
 from edgenas.spaces import create_space
 
 DEVICE = typer.Option(..., "--device", "-d", help="Device whose table to use (see 'edgenas tables list').")
@@ -110,6 +109,7 @@ def _predict_many(path, out, device, backend, batch, threads, precision, space, 
 
     from edgenas.latency.measurements import MeasuredNet, net_features, parse_genotype_text
     from edgenas.latency.wholenet_store import WholeNetStore
+    from edgenas.spaces.genotype import Genotype
 
     if not Path(path).is_file():
         raise InputError(f"no such file: {path}")
@@ -138,8 +138,8 @@ def _predict_many(path, out, device, backend, batch, threads, precision, space, 
         pred = None
         preds = []
         for s, g in parsed:
-            if sp_name == "nb201":
-                raise InputError(f"no whole-network model for nb201 on {device}/{backend} batch {batch}: "
+            if not isinstance(g, Genotype):  # a bare benchmark cell (arch_str): only a whole-network model reads it
+                raise InputError(f"no whole-network model for {sp_name} on {device}/{backend} batch {batch}: "
                                  f"fit one with 'edgenas tables fit --device {device} --backend {backend} "
                                  "--measurements FILE'")
             sp = g.resolve()
@@ -184,15 +184,8 @@ def calibrate(
 ):
     """Measure N random whole networks and fit the predictor's correction (stored beside the table)."""
     from edgenas.latency.verify import calibrate as run_calibrate
-    from edgenas.profiling.runner import check_local_device
 
-    prof = get_profile(device)
-    check_local_device(prof)
-    sp = create_space(space, preset)
-    store = TableStore(tables_dir)
-    pred = LatencyPredictor.load(device, backend, sp, batch, threads, "fp32", store)
-    be = create_backend(backend, threads=pred.sel.threads)
-    settings = ProtocolSettings.quick() if quick else ProtocolSettings()
+    sp, store, pred, be, settings = _measure_here(device, backend, space, preset, batch, threads, tables_dir, quick)
     with progress_bar() as bar:
         task = bar.add_task(f"calibrate {backend} b{batch}", total=n, detail="")
         cal, path, nets = run_calibrate(be, sp, pred, store, n, seed, settings, _progress_cb(bar, task),
@@ -245,17 +238,10 @@ def verify(
         return _verify_measurements(device, backend, measurements, fmt, configs, arch_strings, row, batch, threads,
                                     learning_curve, plot, tables_dir, as_json)
     from edgenas.latency.verify import calibrate as run_calibrate, verify as run_verify
-    from edgenas.profiling.runner import check_local_device
 
-    prof = get_profile(device)
-    check_local_device(prof)
-    sp = create_space(space, preset)
-    store = TableStore(tables_dir)
-    pred = LatencyPredictor.load(device, backend, sp, batch, threads, "fp32", store)
-    be = create_backend(backend, threads=pred.sel.threads)
+    sp, store, pred, be, settings = _measure_here(device, backend, space, preset, batch, threads, tables_dir, quick)
     if truth == "auto":
         truth = "plain" if be.suffix else "protocol"
-    settings = ProtocolSettings.quick() if quick else ProtocolSettings()
     plot = plot or Path(f"verify-{device}-{backend}-{space}-b{batch}.png")
     with progress_bar() as bar:
         if recalibrate or not pred.calibration.calibrated:
@@ -331,3 +317,15 @@ def _verify_measurements(device, backend, path, fmt, configs, arch_strings, row,
                           f"splits, MAPE {c['mape_pct']:.1f}%, {c['held_out']} held out")
 
     emit(result, as_json, render)
+
+
+def _measure_here(device, backend, space, preset, batch, threads, tables_dir, quick):
+    """(space, store, predictor, backend, protocol) of a command that measures networks on this machine."""
+    from edgenas.api import protocol
+    from edgenas.profiling.runner import check_local_device
+
+    check_local_device(get_profile(device))
+    sp = create_space(space, preset)
+    store = TableStore(tables_dir)
+    pred = LatencyPredictor.load(device, backend, sp, batch, threads, "fp32", store)
+    return sp, store, pred, create_backend(backend, threads=pred.sel.threads), protocol(quick)

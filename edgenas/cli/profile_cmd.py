@@ -9,19 +9,16 @@ from typing import Optional
 
 import typer
 
+from edgenas.api import op_instances, plan_profile, protocol, run_profile, specs_to_measure
 from edgenas.cli._output import console, emit, err_console
 from edgenas.cli.common import JSON, finite
 from edgenas.cli.common_lists import int_list, str_list
 from edgenas.cli.executor_opts import EXECUTOR, RAY_ADDRESS
 from edgenas.cli.progress import progress_bar
 from edgenas.devices import get_profile
-from edgenas.errors import BackendUnavailable, InputError
+from edgenas.errors import InputError
 from edgenas.latency.store import TableStore
-from edgenas.latency.table import TableSelection
-from edgenas.ops.spec import OpSpec
-from edgenas.profiling.base import backend_class, create_backend
-from edgenas.profiling.protocol import ProtocolSettings
-from edgenas.profiling.runner import check_local_device, profile_ops, space_specs
+from edgenas.profiling.base import create_backend
 
 
 def profile(
@@ -71,52 +68,28 @@ def profile(
         return profile_fleet(fleet, tables_dir, executor, ray_address, as_json)
     if device is None:
         raise InputError("--device is required (or --fleet fleet.yaml)")
-    prof = get_profile(device)
     batches = int_list(batch, "--batch")
-    specs = [OpSpec.from_key(k) for k in str_list(ops)] if ops else space_specs(str_list(space), preset)
-    settings = ProtocolSettings.quick() if quick else ProtocolSettings()
-    if time_cap:
-        settings = ProtocolSettings(**{**settings.as_dict(), "time_cap_s": time_cap})
     command = "edgenas " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     if bundle is not None or host is not None:
-        return _elsewhere(prof, backend, batches, specs, threads, precision, resume, overwrite, settings, tables_dir,
-                          bundle, host, ssh_port, identity, known_hosts, remote_python, keep_remote, command, as_json)
+        specs = op_instances(str_list(space), preset, str_list(ops) if ops else None)
+        return _elsewhere(get_profile(device), backend, batches, specs, threads, precision, resume, overwrite,
+                          protocol(quick, time_cap), tables_dir, bundle, host, ssh_port, identity, known_hosts,
+                          remote_python, keep_remote, command, as_json)
     for flag, value in (("--ssh-port", ssh_port), ("--identity", identity), ("--known-hosts", known_hosts)):
         if value is not None:
             raise InputError(f"{flag} goes with --host USER@HOST")
-    check_local_device(prof)
-    names = str_list(backend) or list(prof.backends)
-    backends, skipped = [], []
-    for name in names:
-        cls = backend_class(name)
-        ok, why = cls.availability()
-        if not ok:
-            if backend:  # asked for explicitly: that is an error
-                raise BackendUnavailable(f"backend {name!r} is not available here: {why}")
-            skipped.append({"backend": name, "reason": why})
-            continue
-        backends.append(create_backend(name, threads=threads or prof.threads_for(name), precision=precision))
-    for s in skipped:
+    plan = plan_profile(device, str_list(backend) or None, str_list(space), preset, batches, threads, precision,
+                        quick, time_cap, str_list(ops) if ops else None)
+    for s in plan.skipped:
         err_console.print(f"[yellow]skipping {s['backend']}: {s['reason']}[/yellow]")
-    store = TableStore(tables_dir)
-    results = []
     with progress_bar() as bar:
-        for be in backends:
-            task = bar.add_task(f"{be.name} t{be.threads}", total=None, detail="")
+        tasks = {be.name: bar.add_task(f"{be.name} t{be.threads}", total=None, detail="") for be in plan.backends}
 
-            def on_event(ev, task=task):
-                bar.update(task, total=ev.total, completed=ev.done,
-                           detail=f"b{ev.batch} {ev.phase} {ev.key}"[:70])
+        def on_event(be, ev):
+            bar.update(tasks[be.name], total=ev.total, completed=ev.done,
+                       detail=f"b{ev.batch} {ev.phase} {ev.key}"[:70])
 
-            r = profile_ops(prof, be, specs, batches, store, resume=resume, overwrite=overwrite,
-                            settings=settings, on_event=on_event, command=command)
-            bar.update(task, total=max(r.measured, 1), completed=max(r.measured, 1), detail="done")
-            results.append({"backend": be.name, "runtime_version": be.runtime_version(), "threads": be.threads,
-                            "precision": be.precision, "table": str(r.table_path), "measured": r.measured,
-                            "already_present": r.skipped_existing, "elapsed_s": round(r.elapsed_s, 2),
-                            "max_drift": round(max(r.drift), 4) if r.drift else 0.0, "run_id": r.run_id})
-    result = {"device": prof.name, "batches": batches, "op_instances": len(specs), "backends": results,
-              "skipped_backends": skipped}
+        result = run_profile(plan, tables_dir, resume, overwrite, on_event, command)
 
     def render(res):
         for b in res["backends"]:
@@ -144,16 +117,8 @@ def _elsewhere(prof, backend, batches, specs, threads, precision, resume, overwr
     check_bundle_backend(prof, names[0])
     be = create_backend(names[0], threads=threads or prof.threads_for(names[0]), precision=precision)
     store = TableStore(tables_dir)
-    table = store.load(prof.name, be.name)
-    for b in batches:  # the same rule as local profiling: never silently re-measure what the table has
-        sel = TableSelection(prof.name, be.name, be.precision, be.threads, b)
-        have = len(table.for_selection(sel))
-        if have and host is not None and not (resume or overwrite):
-            raise InputError(f"{store.path(prof.name, be.name)} already has {have} entries for {sel.describe()}; "
-                             f"add --resume to measure only the missing ones, or --overwrite to measure all again")
+    specs = specs_to_measure(store, prof, be, specs, batches, resume, overwrite, guard=host is not None)
     if resume and not overwrite:
-        specs = [s for s in specs if any(table.missing([s], TableSelection(prof.name, be.name, be.precision,
-                                                                            be.threads, b)) for b in batches)]
         if not specs:
             emit({"device": prof.name, "backend": be.name, "measured": 0, "message": "nothing missing"}, as_json,
                  lambda r: console.print(f"{r['device']} / {r['backend']}: the table has every entry; nothing to do"))

@@ -14,7 +14,7 @@ from edgenas.cli.executor_opts import EXECUTOR, RAY_ADDRESS, executor_from_flags
 from edgenas.cli.progress import progress_bar
 from edgenas.errors import InputError
 from edgenas.profiling.protocol import TARGET_TOLERANCE
-from edgenas.search.base import list_strategies
+from edgenas.search.base import list_strategies, strategy_class
 
 
 def search(
@@ -68,7 +68,7 @@ def search(
       edgenas search --space darts --target-ms 2 --strategy darts --partial-channels 4
       edgenas search --device pixel-1 --backend tflite --space proxyless --preset mobile --target-ms 80
     """
-    from edgenas.search.pipeline import SearchConfig, run_search
+    from edgenas.search.pipeline import SearchConfig, default_run_dir, run_search
 
     if strategy not in list_strategies():
         raise InputError(f"unknown strategy {strategy!r}; known: {', '.join(list_strategies())}")
@@ -83,7 +83,7 @@ def search(
         opts["latency_loss"] = latency_loss
     if lam is not None:
         opts["lam"] = lam
-    if strategy == "darts":
+    if "order" in strategy_class(strategy).cli_options:
         opts["order"] = order
         if partial_channels > 1:
             opts["partial_channels"] = partial_channels
@@ -97,7 +97,7 @@ def search(
                        strategy_options=opts, search_overrides=overrides, weights_size=train_size,
                        arch_size=arch_size, test_size=test_size, measure=measure, torch_device=torch_device,
                        tolerance=tolerance)
-    out = out or Path("runs") / f"{strategy}-{space}-{device}-{target_ms:g}ms-s{seed}"
+    out = out or default_run_dir(cfg)
     runner = executor_from_flags(executor, ray_address)  # the top-k retrain there
     with runner, progress_bar() as bar:
         tasks: dict[str, int] = {}

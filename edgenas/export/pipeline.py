@@ -22,7 +22,7 @@ from typing import Callable
 
 from edgenas.errors import DeploymentCheckFailed, EdgeNASError, InputError, TargetMissed
 from edgenas.export.parity import DEFAULT_ATOL
-from edgenas.io import atomic_write_text
+from edgenas.io import atomic_write_text, json_safe
 from edgenas.profiling.protocol import TARGET_TOLERANCE
 
 REPORT_FORMAT = "edgenas.export-report"
@@ -202,7 +202,7 @@ def export_genotype(source: str, opts: ExportOptions, genotype=None,
     if opts.strict:
         failures += net.strict_failures
     report.update(_summary(plan, opts, gate, report, failures, warnings, t0))
-    atomic_write_text(plan.out / "report.json", json.dumps(_clean(report), indent=2) + "\n")
+    atomic_write_text(plan.out / "report.json", json.dumps(json_safe(report), indent=2) + "\n")
     atomic_write_text(plan.out / "report.md", markdown(report))
     return ExportResult(report, plan.out, failures)
 
@@ -403,23 +403,6 @@ def _parity(module, space, backends: dict, check: NetworkCheck, batch, opts, dat
             check.failures += [Failure(c, m, DeploymentCheckFailed) for c, m in failures]
     res["passed"] = all(r.get("passed") for r in res["runtimes"].values())
     return res
-
-
-def _clean(obj):
-    """JSON-safe: NaN/inf -> null, numpy scalars -> Python, paths -> str."""
-    import math
-
-    if isinstance(obj, float) and (math.isnan(obj) or math.isinf(obj)):
-        return None
-    if isinstance(obj, dict):
-        return {str(k): _clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
-    if isinstance(obj, Path):
-        return str(obj)
-    if hasattr(obj, "item") and callable(obj.item):
-        return _clean(obj.item())
-    return obj
 
 
 def markdown(r: dict) -> str:

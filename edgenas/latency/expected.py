@@ -9,11 +9,10 @@ for DARTS, sampled-path / gate probabilities for ProxylessNAS) is then
 with the predictor's calibration (a, b, c) and N the number of executing ops per option. This is
 linear in P, so its gradient is exact and cheap.
 
-``mode="derived"`` (DARTS only) models what the DARTS derivation keeps: per node two of its
-incoming edges, with the best non-'none' op. Each edge's op distribution is renormalised over
-non-'none' ops and weighted by 2 * strength / sum of strengths of the node's edges (strength =
-the edge's largest non-'none' probability). A plain softmax sum counts all 14 edges, while a
-derived cell runs 8.
+``mode="derived"`` weights the latencies by what the space's derivation keeps
+(``SearchSpace.derived_probs``): for DARTS, two incoming edges per node with their best
+non-'none' op, where a plain softmax sum counts all 14 edges while a derived cell runs 8. For a
+space whose derivation is a per-row argmax it equals ``"softmax"``.
 """
 
 from __future__ import annotations
@@ -29,8 +28,6 @@ class ExpectedLatency(nn.Module):
         super().__init__()
         if mode not in ("softmax", "derived"):
             raise ValueError(f"unknown expected-latency mode {mode!r}")
-        if mode == "derived" and space.name != "darts":
-            raise ValueError("mode='derived' models the DARTS derivation; use 'softmax' for other spaces")
         self.space, self.mode, self.cal = space, mode, predictor.calibration
         fixed = space.fixed_specs()
         self.fixed_ms, self.fixed_ops = predictor.features(fixed)
@@ -49,12 +46,6 @@ class ExpectedLatency(nn.Module):
             for j, specs in enumerate(cp.specs):
                 lat[cp.row, j] = sum(ms[s.key] for s in specs)
                 ops[cp.row, j] = sum(1 for s in specs if not is_zero_cost(s))
-        self.none_index = None
-        if mode == "derived":
-            from edgenas.ops.darts_ops import PRIMITIVES
-
-            self.none_index = PRIMITIVES.index("none")
-            self.node_of_row = [node for node in range(space.config.nodes) for _ in range(node + 2)]
 
     def matrices(self) -> dict[str, torch.Tensor]:
         return {p: getattr(self, f"lat_{p}") for p in self.params}
@@ -68,20 +59,7 @@ class ExpectedLatency(nn.Module):
         for p in self.params:
             w = probs[p]
             if self.mode == "derived":
-                w = self._derived_weights(w)
+                w = self.space.derived_probs(p, w)
             s = s + (w * getattr(self, f"lat_{p}")).sum()
             k = k + (w * getattr(self, f"ops_{p}")).sum()
         return self.cal.a * s + self.cal.b + self.cal.c * k
-
-    def _derived_weights(self, p: torch.Tensor) -> torch.Tensor:
-        mask = torch.ones_like(p)
-        mask[:, self.none_index] = 0
-        q = p * mask
-        strength = q.max(dim=1).values
-        op_dist = q / q.sum(dim=1, keepdim=True).clamp_min(1e-12)
-        keep = torch.zeros_like(strength)
-        nodes = torch.tensor(self.node_of_row, device=p.device)
-        for node in range(int(nodes.max()) + 1):
-            m = nodes == node
-            keep = keep + torch.where(m, 2 * strength / strength[m].sum().clamp_min(1e-12), torch.zeros_like(strength))
-        return op_dist * keep.clamp(max=1.0)[:, None]

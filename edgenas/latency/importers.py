@@ -11,34 +11,32 @@ from __future__ import annotations
 
 import hashlib
 import math
-import re
 from pathlib import Path
 
 import yaml
 
 from edgenas.errors import InputError
 from edgenas.latency.table import LatencyTable, now_iso
-from edgenas.ops.spec import OpSpec
+from edgenas.ops.spec import OpSpec, parse_shape, split_key
 
 FORMATS = ("proxylessnas",)
-_LOOSE = re.compile(r"^(?P<op>[A-Za-z_0-9]+?)-input:(?P<inp>\d+x\d+x\d+)-output:(?P<out>\d+(?:x\d+x\d+)?)(?:-(?P<rest>.*))?$")
 
 
 def _loose_row(key: str) -> dict:
-    m = _LOOSE.match(key)
-    if not m:
-        raise InputError(f"cannot read table key {key!r}: expected 'op-input:HxWxC-output:...'")
-    ih, iw, ic = (int(v) for v in m.group("inp").split("x"))
-    out = m.group("out").split("x")
-    oh, ow, oc = (1, 1, int(out[0])) if len(out) == 1 else (int(v) for v in out)
+    """A row for a published key our op types do not parse: shapes and known fields typed, the rest kept."""
+    op, (ih, iw, ic), out_txt, items = split_key(key)
+    if out_txt.isdigit():
+        oh, ow, oc = 1, 1, int(out_txt)
+    else:
+        oh, ow, oc = parse_shape(out_txt, key)
     fields, extra = {}, []
-    for item in filter(None, (m.group("rest") or "").split("-")):
+    for item in items:
         name, _, value = item.partition(":")
         if name in ("kernel", "stride", "expand", "idskip", "dilation") and value.isdigit():
             fields[name] = int(value)
         else:
             extra.append(item)
-    return {"op_key": key, "op": m.group("op"), "in_h": ih, "in_w": iw, "in_c": ic, "out_h": oh, "out_w": ow,
+    return {"op_key": key, "op": op, "in_h": ih, "in_w": iw, "in_c": ic, "out_h": oh, "out_w": ow,
             "out_c": oc, "kernel": fields.get("kernel", 0), "stride": fields.get("stride", 1),
             "expand": fields.get("expand", 0), "dilation": fields.get("dilation", 1),
             "idskip": fields.get("idskip", 0), "extra": "-".join(extra)}

@@ -1,6 +1,6 @@
 """Latency tables: measured (or imported) per-op latencies as a typed pandas DataFrame.
 
-Schema (one row per measured op instance; see docs/latency-tables.md):
+Schema (one row per measured op instance):
 
 - key: ``device, backend, runtime_version, precision, threads, batch, op_key``
 - op parameters as typed columns: ``op, in_h, in_w, in_c, out_h, out_w, out_c, kernel, stride,

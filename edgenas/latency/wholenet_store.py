@@ -71,9 +71,6 @@ class WholeNetStore:
                                                     "backend": backend, "models": models}, indent=1) + "\n")
 
 
-GRADIENT_STRATEGIES = ("darts", "proxyless")  # these need per-op latencies (ExpectedLatency), i.e. an op table
-
-
 class WholeNetPredictor:
     """A fitted whole-network model behind the interface the search uses (``predict``, ``sel``, ``calibration``).
 
@@ -134,18 +131,20 @@ def search_predictor(device: str, backend: str, space, strategy: str, batch: int
     """The latency predictor a search uses: the device's fitted whole-network model for black-box strategies
     (as 'edgenas predict' does), otherwise its op table (with calibration)."""
     from edgenas.latency.predictor import LatencyPredictor
+    from edgenas.search.base import list_strategies, strategy_class
 
     store = store or TableStore()
-    if strategy not in GRADIENT_STRATEGIES:
+    per_op = strategy_class(strategy).needs_op_latencies
+    if not per_op:
         wn = WholeNetPredictor.load(device, backend, space, batch, threads, store)
         if wn is not None:
             return wn
     try:
         return LatencyPredictor.load(device, backend, space, batch, threads, precision, store)
     except InputError:
-        if strategy in GRADIENT_STRATEGIES and WholeNetStore(store).get(device, backend, space.name, batch,
-                                                                        threads) is not None:
+        if per_op and WholeNetStore(store).get(device, backend, space.name, batch, threads) is not None:
+            whole = ", ".join(n for n in list_strategies() if not strategy_class(n).needs_op_latencies)
             raise InputError(f"--strategy {strategy} needs per-op latencies (an op table), but {device}/{backend} "
-                             "only has a whole-network model; strategies that work with a whole-network model: "
-                             "random, spos, enas (or profile/import an op table)") from None
+                             f"only has a whole-network model; strategies that work with a whole-network model: "
+                             f"{whole} (or profile/import an op table)") from None
         raise

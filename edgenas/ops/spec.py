@@ -98,21 +98,16 @@ class OpSpec:
         """Parse a rendered key back into a spec (inverse of ``key`` for every registered op)."""
         from edgenas.ops.registry import op_type
 
-        m = _KEY_RE.match(key.strip())
-        if not m:
-            raise InputError(f"cannot parse op key {key!r}: expected 'op-input:HxWxC-output:...'")
-        op = m.group("op")
+        op, in_shape, out_txt, items = split_key(key.strip())
         t = op_type(op)
-        in_shape = _parse_shape(m.group("inp"), key)
-        out_txt = m.group("out")
         if t.flat_output:
             if not out_txt.isdigit():
                 raise InputError(f"op key {key!r}: {op} output must be a channel count")
             out_shape = (1, 1, int(out_txt))
         else:
-            out_shape = _parse_shape(out_txt, key)
+            out_shape = parse_shape(out_txt, key)
         extra = {}
-        for item in filter(None, (m.group("rest") or "").split("-")):
+        for item in items:
             name, _, value = item.partition(":")
             if name not in t.key_fields or not value.lstrip("-").isdigit():
                 raise InputError(f"op key {key!r}: unexpected field {item!r} for op {op}")
@@ -159,11 +154,23 @@ SPEC_COLUMNS = [f.name for f in fields(OpSpec)]
 _KEY_RE = re.compile(r"^(?P<op>[A-Za-z_0-9]+?)-input:(?P<inp>[0-9x]+)-output:(?P<out>[0-9x]+)(?:-(?P<rest>.*))?$")
 
 
+def split_key(key: str) -> tuple[str, Shape, str, list[str]]:
+    """The one op-key parser: ``op-input:HxWxC-output:OUT[-name:value...]`` -> (op, input shape,
+    OUT text (``HxWxC`` or a channel count), ``name:value`` items). What the items mean is the
+    reader's business: ``OpSpec.from_key`` wants exactly its op's key fields, the table importers
+    keep unknown ones (OFA's ``se``, ``hs``) verbatim."""
+    m = _KEY_RE.match(key)
+    if not m:
+        raise InputError(f"cannot parse op key {key!r}: expected 'op-input:HxWxC-output:...'")
+    return (m.group("op"), parse_shape(m.group("inp"), key), m.group("out"),
+            [item for item in (m.group("rest") or "").split("-") if item])
+
+
 def _shape(s: Shape) -> str:
     return "x".join(str(v) for v in s)
 
 
-def _parse_shape(txt: str, key: str) -> Shape:
+def parse_shape(txt: str, key: str) -> Shape:
     parts = txt.split("x")
     if len(parts) != 3 or not all(p.isdigit() for p in parts):
         raise InputError(f"op key {key!r}: shape {txt!r} is not HxWxC")

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import platform
 import secrets
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -192,7 +191,3 @@ def create_backend(name: str, threads: int = 1, precision: str = "fp32", **optio
     cls.require()
     pin_malloc()  # before the backend allocates anything: timings must not depend on malloc's history
     return cls(threads=threads, precision=precision, **options)
-
-
-def host_arch() -> str:
-    return platform.machine()

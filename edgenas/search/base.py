@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import random
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
@@ -46,10 +46,6 @@ class Candidate:
     source: str  # which strategy phase proposed it (e.g. 'argmax', 'evolution gen 3')
     step: int = 0
 
-    @property
-    def feasible_for(self):
-        return lambda target: self.predicted_ms <= target
-
 
 @dataclass
 class SearchContext:
@@ -62,7 +58,6 @@ class SearchContext:
     seed: int = 0
     device: str = "cpu"
     search_space: Any = None  # proxy space trained during search (same choices, cheaper); default = space
-    options: dict = field(default_factory=dict)
     log: Any = None  # callable(dict) appending a row to the search log
     progress: Any = None  # callable(done, total) while candidates are ranked (the CLI's bar and ETA)
 
@@ -101,7 +96,11 @@ class SearchContext:
 
 class Strategy(ABC):
     name: ClassVar[str]
-    summary: ClassVar[str] = ""
+    # how ExpectedLatency weights a supernet's op latencies for this strategy: "derived" when it will
+    # keep what the space's derivation keeps (SearchSpace.derived_probs), "softmax" otherwise
+    expected_latency: ClassVar[str] = "softmax"
+    needs_op_latencies: ClassVar[bool] = False  # prices supernet weights (ctx.expected): needs an op table
+    cli_options: ClassVar[tuple[str, ...]] = ()  # strategy-only `edgenas search` flags it reads (e.g. "order")
 
     def __init__(self, **options):
         self.options = options
@@ -125,9 +124,12 @@ class Strategy(ABC):
     def load_state_dict(self, state: dict) -> None:
         self.step_count = state["step_count"]
 
+    def stop_reason(self) -> str | None:
+        """Why the strategy stopped before its budget (e.g. DARTS' skip-connection guard), or None."""
+        return None
+
     def finished_early(self) -> bool:
-        """True when the strategy stops before the budget (e.g. DARTS' skip-connection guard)."""
-        return False
+        return self.stop_reason() is not None
 
 
 _STRATEGIES: Registry[Strategy] = Registry("strategy", tuple(
@@ -216,6 +218,17 @@ def reset_bn(net) -> None:
         if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
             m.reset_running_stats()
             m.momentum = None  # cumulative average over the recalibration batches
+
+
+def update(opt, loss, clip=None, max_norm: float = 5.0) -> None:
+    """One optimizer step on ``loss``: zero the grads, backpropagate, clip the norm of ``clip``
+    (parameters; None = no clipping) to ``max_norm``, step. The weight and controller updates of
+    every strategy and the pipeline's retraining take it, so they cannot drift apart."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if clip is not None:
+        torch.nn.utils.clip_grad_norm_(clip, max_norm)
+    opt.step()
 
 
 def cross_entropy(net, x, y, weights=None, active=None):

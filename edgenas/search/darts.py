@@ -29,7 +29,8 @@ from torch.func import functional_call
 
 from edgenas.errors import InputError
 from edgenas.ops.darts_ops import PRIMITIVES
-from edgenas.search.base import Strategy, cosine_lr, rank_candidates, register_strategy, set_lr
+from edgenas.search.base import (Strategy, cosine_lr, rank_candidates, register_strategy, set_lr,
+                                 update)
 from edgenas.search.objectives import latency_loss
 
 SKIP = PRIMITIVES.index("skip_connect")
@@ -46,8 +47,12 @@ def skip_count(arch) -> int:
 
 @register_strategy
 class DartsStrategy(Strategy):
+    """DARTS (1st/2nd order) with a hinge or smooth latency penalty; early stop on skip collapse."""
+
     name = "darts"
-    summary = "DARTS (1st/2nd order) with a hinge or smooth latency penalty; early stop on skip collapse"
+    expected_latency = "derived"  # the penalty prices the cell that derive() will keep
+    needs_op_latencies = True
+    cli_options = ("order",)
 
     def setup(self, ctx):
         o = self.options
@@ -92,10 +97,7 @@ class DartsStrategy(Strategy):
         x, y = ctx.batch("weights")
         w = {k: v.detach() for k, v in self._weights(train=True).items()}
         loss = torch.nn.functional.cross_entropy(self.net(x, w), y)
-        self.w_opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.net.weight_parameters(), 5.0)
-        self.w_opt.step()
+        update(self.w_opt, loss, self.net.weight_parameters())
         row["ce"] = loss.item()
         self.step_count += 1
         if self.step_count >= self.warmup:
@@ -107,8 +109,8 @@ class DartsStrategy(Strategy):
                 self.stopped_at = self.step_count
         return row
 
-    def finished_early(self) -> bool:
-        return self.stopped_at is not None
+    def stop_reason(self) -> str | None:
+        return None if self.stopped_at is None else "skip-connection guard (DARTS+)"
 
     def _arch_loss(self, ctx, x, y, params=None):
         probs = self.net.softmax_weights()

@@ -16,7 +16,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from edgenas.search.base import Strategy, cosine_lr, rank_candidates, register_strategy, set_lr
+from edgenas.search.base import (Strategy, cosine_lr, rank_candidates, register_strategy, set_lr,
+                                 update)
 from edgenas.search.objectives import latency_reward
 
 
@@ -69,8 +70,9 @@ class Controller(nn.Module):
 
 @register_strategy
 class EnasStrategy(Strategy):
+    """ENAS: LSTM controller + REINFORCE (moving-average baseline), shared weights, held-out reward."""
+
     name = "enas"
-    summary = "ENAS: LSTM controller + REINFORCE (moving-average baseline), shared weights, held-out reward"
 
     def setup(self, ctx):
         o = self.options
@@ -100,10 +102,7 @@ class EnasStrategy(Strategy):
         arch = self._arch(ctx, choices)
         x, y = ctx.batch("weights")
         loss = torch.nn.functional.cross_entropy(self.net(x, ctx.search_space.arch_weights(arch)), y)
-        self.w_opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.net.weight_parameters(), 5.0)
-        self.w_opt.step()
+        update(self.w_opt, loss, self.net.weight_parameters())
         row = {"ce": loss.item()}
         self.step_count += 1
         if self.step_count >= self.warmup and self.step_count % self.every == 0:
@@ -129,10 +128,7 @@ class EnasStrategy(Strategy):
         self.baseline = mean_r if self.baseline is None else self.baseline_decay * self.baseline + (
             1 - self.baseline_decay) * mean_r
         loss = sum(-(r - self.baseline) * lp - self.entropy_w * e for r, lp, e in zip(rewards, logps, ents)) / len(rewards)
-        self.c_opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.controller.parameters(), 5.0)
-        self.c_opt.step()
+        update(self.c_opt, loss, self.controller.parameters())
         return {"reward": mean_r, "baseline": self.baseline}
 
     def candidates(self, ctx):

@@ -18,7 +18,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import re
 import time
 from dataclasses import asdict, dataclass, field
@@ -28,9 +27,10 @@ from typing import Callable
 import torch
 
 from edgenas.errors import InputError
-from edgenas.io import atomic_write_bytes, atomic_write_text
+from edgenas.io import atomic_write_bytes, atomic_write_text, json_safe
 from edgenas.profiling.protocol import TARGET_TOLERANCE
-from edgenas.search.base import Budget, Candidate, SearchContext, create_strategy, cosine_lr, set_lr
+from edgenas.search.base import (Budget, Candidate, SearchContext, cosine_lr, create_strategy, set_lr,
+                                 strategy_class, update)
 from edgenas.search.data import Batches, accuracy, load_data
 from edgenas.search.repair import repaired_candidates
 
@@ -68,7 +68,7 @@ class Run:
         return self.path / name
 
     def write_json(self, name: str, obj) -> Path:
-        return atomic_write_text(self.file(name), json.dumps(obj, indent=2, default=_json_default) + "\n")
+        return atomic_write_text(self.file(name), json.dumps(json_safe(obj), indent=2, default=str) + "\n")
 
     def write_csv(self, name: str, rows: list[dict]) -> Path:
         keys: list[str] = []
@@ -107,18 +107,13 @@ class Run:
 def checkpoint_globals() -> list:
     """The only non-builtin types a checkpoint may hold (``torch.load(weights_only=True)`` allow-list)."""
     from edgenas.search.base import Candidate
-    from edgenas.spaces.darts import DartsArch
-    from edgenas.spaces.proxyless import ProxylessArch
+    from edgenas.spaces import list_spaces, space_class
 
-    return [Candidate, DartsArch, ProxylessArch]
+    return [Candidate] + list(dict.fromkeys(c for c in (space_class(n).arch_cls for n in list_spaces()) if c))
 
 
-def _json_default(o):
-    if hasattr(o, "item"):
-        return o.item()
-    if isinstance(o, float) and (math.isnan(o) or math.isinf(o)):
-        return None
-    return str(o)
+def default_run_dir(cfg: SearchConfig) -> Path:
+    return Path("runs") / f"{cfg.strategy}-{cfg.space}-{cfg.device}-{cfg.target_ms:g}ms-s{cfg.seed}"
 
 
 def resolve_torch_device(name: str) -> str:
@@ -141,14 +136,14 @@ def _context(cfg: SearchConfig, log: Callable) -> tuple[SearchContext, object]:
         raise InputError("search overrides must keep the space's choices (e.g. channels, not layers, for darts "
                          "choices are per cell type; for proxyless keep the stage layout)")
     predictor = search_predictor(cfg.device, cfg.backend, space, cfg.strategy, cfg.batch, cfg.threads)
-    mode = "derived" if cfg.space == "darts" and cfg.strategy == "darts" else "softmax"
+    mode = strategy_class(cfg.strategy).expected_latency
     # a whole-network model has no per-op latencies: only black-box strategies run on it (search_predictor)
     expected = ExpectedLatency(space, predictor, mode=mode) if isinstance(predictor, LatencyPredictor) else None
     data = load_data(cfg.data, cfg.weights_size, cfg.arch_size, cfg.test_size, cfg.seed)
     budget = Budget(**cfg.budget)
     ctx = SearchContext(space=space, data=data, predictor=predictor, expected=expected, target_ms=cfg.target_ms,
                         budget=budget, seed=cfg.seed, device=resolve_torch_device(cfg.torch_device),
-                        search_space=search_space, options=cfg.strategy_options, log=log)
+                        search_space=search_space, log=log)
     return ctx, predictor
 
 
@@ -166,10 +161,7 @@ def retrain(ctx: SearchContext, arch, epochs: float, lr: float = 0.05, seed: int
         set_lr(opt, cosine_lr(i, steps, lr))
         x, y = batches.next()
         loss = torch.nn.functional.cross_entropy(model(x.to(ctx.device)), y.to(ctx.device))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-        opt.step()
+        update(opt, loss, model.parameters())
         if on_step:
             on_step(i + 1, steps)
     arch_acc = accuracy(model, Batches(ctx.data.arch, ctx.data, 256, shape, 0), device=ctx.device)
@@ -198,96 +190,131 @@ def pareto(points: list[tuple[float, float]]) -> list[int]:
 def run_search(cfg: SearchConfig, out: Path, resume: bool = False, on_progress: Callable | None = None,
                executor=None) -> dict:
     """Run (or resume) a search; returns the summary dict (also written to ``out/summary.json``).
+    ``executor`` (``edgenas.executors``): where the top-k retrain; default this process.
 
-    ``executor`` (``edgenas.executors``): where the top-k retrain; default this process."""
+    Stages: the resume guard, the context (space, data, latency model), the search, the retraining of
+    the top-k, their measurement, and the run files. Each stage checkpoints, so a resumed run goes on
+    from the last stage it finished."""
     run = Run(out)
-    cfg_dict = asdict(cfg)
-    if run.file("config.json").exists():
-        if not resume:
-            raise InputError(f"{out} already holds a run; add --resume to continue it, or choose another --out")
-        from edgenas.schemas import load_json_file
-
-        fix = "choose another --out (or delete that run directory)"
-        old = load_json_file(run.file("config.json"), "run configuration", fix)
-        if not isinstance(old, dict):
-            raise InputError(f"{run.file('config.json')} is not a run configuration; {fix}")
-        if old != json.loads(json.dumps(cfg_dict)):
-            diff = sorted(k for k in set(old) | set(cfg_dict) if old.get(k) != json.loads(json.dumps(cfg_dict)).get(k))
-            raise InputError(f"--resume with different settings than {out}/config.json ({', '.join(diff)}); "
-                             f"rerun with the same flags or choose another --out")
-        if run.file("summary.json").exists() and not run.file("checkpoint.pt").exists():
-            return load_json_file(run.file("summary.json"), "run summary", fix)
+    done = check_resume(run, cfg, resume)
+    if done is not None:
+        return done
     log_rows: list[dict] = []
     ctx, predictor = _context(cfg, log_rows.append)  # bad data / table misses fail before the run dir exists
     run.path.mkdir(parents=True, exist_ok=True)
-    run.write_json("config.json", cfg_dict)
+    run.write_json("config.json", asdict(cfg))
     strategy = create_strategy(cfg.strategy, **cfg.strategy_options)
     strategy.setup(ctx)
-    state = run.load_checkpoint() if resume else None
-    phase, retrained, cands, elapsed0 = "search", [], None, 0.0
-    if state:
-        strategy.load_state_dict(state["strategy"])
+    st = _RunState(run, strategy, ctx, log_rows)
+    if resume:
+        st.restore(run.load_checkpoint())
+    if st.phase == "search":
+        _search_stage(st, on_progress)
+    top = pick_top(st.cands, cfg.target_ms, ctx.budget.top_k)
+    _retrain_stage(st, cfg, top, executor, on_progress)
+    measured_note = _measure(cfg, ctx, predictor, top, st.retrained, run, on_progress) if cfg.measure else \
+        "not measured (--no-measure)"
+    summary = _finish(cfg, ctx, predictor, strategy, st.cands, top, st.retrained, run, log_rows, measured_note,
+                      st.elapsed())
+    run.file("checkpoint.pt").unlink(missing_ok=True)
+    return summary
+
+
+def check_resume(run: Run, cfg: SearchConfig, resume: bool) -> dict | None:
+    """The resume guard: refuse to write over a run, or to resume one with other settings; the summary of
+    a run that already finished (None when there is something to do)."""
+    if not run.file("config.json").exists():
+        return None
+    out = run.path
+    if not resume:
+        raise InputError(f"{out} already holds a run; add --resume to continue it, or choose another --out")
+    from edgenas.schemas import load_json_file
+
+    fix = "choose another --out (or delete that run directory)"
+    old = load_json_file(run.file("config.json"), "run configuration", fix)
+    if not isinstance(old, dict):
+        raise InputError(f"{run.file('config.json')} is not a run configuration; {fix}")
+    new = json.loads(json.dumps(asdict(cfg)))
+    if old != new:
+        diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+        raise InputError(f"--resume with different settings than {out}/config.json ({', '.join(diff)}); "
+                         f"rerun with the same flags or choose another --out")
+    if run.file("summary.json").exists() and not run.file("checkpoint.pt").exists():
+        return load_json_file(run.file("summary.json"), "run summary", fix)
+    return None
+
+
+class _RunState:
+    """What a run carries between stages, and its checkpoint (the whole resume state)."""
+
+    def __init__(self, run: Run, strategy, ctx: SearchContext, log_rows: list[dict]):
+        self.run, self.strategy, self.ctx, self.log_rows = run, strategy, ctx, log_rows
+        self.phase, self.retrained, self.cands, self.elapsed0 = "search", [], None, 0.0
+        self.t0 = time.perf_counter()
+
+    def restore(self, state: dict | None) -> None:
+        if not state:
+            return
+        ctx = self.ctx
+        self.strategy.load_state_dict(state["strategy"])
         ctx.train_batches.load_state_dict(state["train_batches"])
         ctx.arch_batches.load_state_dict(state["arch_batches"])
         ctx.rng.setstate(state["rng"])
         torch.set_rng_state(state["torch_rng"])
-        log_rows[:] = state["log"]
-        phase, retrained, cands = state["phase"], state["retrained"], state["candidates"]
-        elapsed0 = state.get("elapsed_s", 0.0)
-    t0 = time.perf_counter()
+        self.log_rows[:] = state["log"]
+        self.phase, self.retrained, self.cands = state["phase"], state["retrained"], state["candidates"]
+        self.elapsed0 = state.get("elapsed_s", 0.0)
 
-    def checkpoint():
-        run.save_checkpoint({"strategy": strategy.state_dict(), "train_batches": ctx.train_batches.state_dict(),
-                             "arch_batches": ctx.arch_batches.state_dict(), "rng": ctx.rng.getstate(),
-                             "torch_rng": torch.get_rng_state(), "log": log_rows, "phase": phase,
-                             "retrained": retrained, "candidates": cands,
-                             "elapsed_s": elapsed0 + time.perf_counter() - t0})
-        run.write_csv("search_log.csv", log_rows or [{"step": 0}])
+    def elapsed(self) -> float:
+        return self.elapsed0 + time.perf_counter() - self.t0
 
-    budget = ctx.budget
+    def checkpoint(self) -> None:
+        ctx = self.ctx
+        self.run.save_checkpoint({
+            "strategy": self.strategy.state_dict(), "train_batches": ctx.train_batches.state_dict(),
+            "arch_batches": ctx.arch_batches.state_dict(), "rng": ctx.rng.getstate(),
+            "torch_rng": torch.get_rng_state(), "log": self.log_rows, "phase": self.phase,
+            "retrained": self.retrained, "candidates": self.cands, "elapsed_s": self.elapsed()})
+        self.run.write_csv("search_log.csv", self.log_rows or [{"step": 0}])
+
+
+def _search_stage(st: _RunState, on_progress) -> None:
+    """Strategy steps up to the budget (or its early stop), then its candidates plus repaired ones."""
+    strategy, ctx, budget = st.strategy, st.ctx, st.ctx.budget
     every = max(10, budget.steps // 20)
-    # ---- search ------------------------------------------------------------------------------
-    if phase == "search":
-        while strategy.step_count < budget.steps and not strategy.finished_early():
-            row = strategy.step(ctx)
-            if row:
-                log_rows.append({"step": strategy.step_count, "phase": "search", **row})
-            if on_progress:
-                on_progress("search", strategy.step_count, budget.steps)
-            if strategy.step_count % every == 0:
-                checkpoint()
-        if strategy.finished_early():
-            log_rows.append({"step": strategy.step_count, "phase": "early stop",
-                             "reason": "skip-connection guard (DARTS+)"})
+    while strategy.step_count < budget.steps and not strategy.finished_early():
+        row = strategy.step(ctx)
+        if row:
+            st.log_rows.append({"step": strategy.step_count, "phase": "search", **row})
         if on_progress:
-            on_progress("rank candidates", 0, 1)
-            ctx.progress = lambda done, total: on_progress("rank candidates", done, total)
-        cands = strategy.candidates(ctx)
-        cands = cands + repaired_candidates(ctx, cands, budget.top_k)
-        phase = "retrain"
-        checkpoint()
-    # ---- retrain ----------------------------------------------------------------------------
-    top = pick_top(cands, cfg.target_ms, budget.top_k)
+            on_progress("search", strategy.step_count, budget.steps)
+        if strategy.step_count % every == 0:
+            st.checkpoint()
+    if strategy.finished_early():
+        st.log_rows.append({"step": strategy.step_count, "phase": "early stop", "reason": strategy.stop_reason()})
+    if on_progress:
+        on_progress("rank candidates", 0, 1)
+        ctx.progress = lambda done, total: on_progress("rank candidates", done, total)
+    cands = strategy.candidates(ctx)
+    st.cands = cands + repaired_candidates(ctx, cands, budget.top_k)
+    st.phase = "retrain"
+    st.checkpoint()
+
+
+def _retrain_stage(st: _RunState, cfg: SearchConfig, top: list[Candidate], executor, on_progress) -> None:
+    """Retrain each of the top candidates not retrained yet from scratch, on ``executor`` (one checkpoint each)."""
     from safetensors.torch import save_file
 
     from edgenas.executors.retrain import retrain_top
 
-    for i, weights, arch_acc, test_acc in retrain_top(executor, ctx, top, len(retrained), budget.retrain_epochs,
-                                                      cfg.seed, on_progress):
-        save_file(weights, str(run.file(f"candidate{i}.safetensors")))
-        retrained.append({"index": i, "arch_acc": arch_acc, "test_acc": test_acc, "measured_ms": None,
-                          "measured_raw_ms": None})
-        log_rows.append({"step": strategy.step_count, "phase": "retrain", "candidate": i, "arch_acc": arch_acc,
-                         "test_acc": test_acc})
-        checkpoint()
-    # ---- measure ----------------------------------------------------------------------------
-    measured_note = _measure(cfg, ctx, predictor, top, retrained, run, on_progress) if cfg.measure else \
-        "not measured (--no-measure)"
-    phase = "done"
-    summary = _finish(cfg, ctx, predictor, strategy, cands, top, retrained, run, log_rows, measured_note,
-                      elapsed0 + time.perf_counter() - t0)
-    run.file("checkpoint.pt").unlink(missing_ok=True)
-    return summary
+    for i, weights, arch_acc, test_acc in retrain_top(executor, st.ctx, top, len(st.retrained),
+                                                      st.ctx.budget.retrain_epochs, cfg.seed, on_progress):
+        save_file(weights, str(st.run.file(f"candidate{i}.safetensors")))
+        st.retrained.append({"index": i, "arch_acc": arch_acc, "test_acc": test_acc, "measured_ms": None,
+                             "measured_raw_ms": None})
+        st.log_rows.append({"step": st.strategy.step_count, "phase": "retrain", "candidate": i,
+                            "arch_acc": arch_acc, "test_acc": test_acc})
+        st.checkpoint()
 
 
 def _measure(cfg, ctx, predictor, top, retrained, run, on_progress) -> str:

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import torch
 
-from edgenas.search.base import Strategy, cosine_lr, cross_entropy, rank_candidates, register_strategy, set_lr
+from edgenas.search.base import (Strategy, cosine_lr, cross_entropy, rank_candidates, register_strategy,
+                                 set_lr, update)
 from edgenas.search.objectives import latency_loss
 
 
@@ -34,8 +35,10 @@ def sample_rows(probs: torch.Tensor, k: int, gen) -> torch.Tensor:
 
 @register_strategy
 class ProxylessStrategy(Strategy):
+    """ProxylessNAS: binarized paths (2 sampled per arch step), latency loss mul#log or add#linear."""
+
     name = "proxyless"
-    summary = "ProxylessNAS: binarized paths (2 sampled per arch step), latency loss mul#log or add#linear"
+    needs_op_latencies = True
 
     def setup(self, ctx):
         o = self.options
@@ -66,10 +69,7 @@ class ProxylessStrategy(Strategy):
         probs = {k: v.detach() for k, v in self.net.softmax_weights().items()}
         x, y = ctx.batch("weights")
         loss, _ = cross_entropy(self.net, x, y, self._one_path(probs))
-        self.w_opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.net.weight_parameters(), 5.0)
-        self.w_opt.step()
+        update(self.w_opt, loss, self.net.weight_parameters())
         row = {"ce": loss.item()}
         if self.step_count >= self.warmup:
             row.update(self._arch_step(ctx))

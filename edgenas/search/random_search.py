@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import torch
 
-from edgenas.search.base import Candidate, Strategy, cosine_lr, register_strategy, set_lr
+from edgenas.search.base import Candidate, Strategy, cosine_lr, register_strategy, set_lr, update
 from edgenas.search.data import accuracy
 
 
 @register_strategy
 class RandomStrategy(Strategy):
+    """Random search: feasible uniform samples, budget split evenly, trained from scratch."""
+
     name = "random"
-    summary = "random search: feasible uniform samples, budget split evenly, trained from scratch"
 
     def setup(self, ctx):
         self.n = int(self.options.get("samples", max(2, min(ctx.budget.population, ctx.budget.steps // 25))))
@@ -48,9 +49,7 @@ class RandomStrategy(Strategy):
         set_lr(self.opt, cosine_lr(j, self.per, self.lr))
         x, y = ctx.batch("weights")
         loss = torch.nn.functional.cross_entropy(self.model(x), y)
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt.step()
+        update(self.opt, loss)
         self.step_count += 1
         row = {"ce": loss.item(), "sample": i}
         if j == self.per - 1:

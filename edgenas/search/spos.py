@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import torch
 
-from edgenas.search.base import (Candidate, Strategy, cosine_lr, register_strategy, set_lr, shared_weight_accuracy)
+from edgenas.search.base import (Candidate, Strategy, cosine_lr, register_strategy, set_lr, shared_weight_accuracy,
+                                 update)
 
 
 @register_strategy
 class SposStrategy(Strategy):
+    """SPOS: uniform single-path supernet training, then latency-constrained evolution."""
+
     name = "spos"
-    summary = "SPOS: uniform single-path supernet training, then latency-constrained evolution"
 
     def setup(self, ctx):
         o = self.options
@@ -36,10 +38,7 @@ class SposStrategy(Strategy):
         arch = ctx.search_space.sample(ctx.rng)
         x, y = ctx.batch("weights")
         loss = torch.nn.functional.cross_entropy(self.net(x, ctx.search_space.arch_weights(arch)), y)
-        self.w_opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.net.weight_parameters(), 5.0)
-        self.w_opt.step()
+        update(self.w_opt, loss, self.net.weight_parameters())
         self.step_count += 1
         return {"ce": loss.item()}
 

@@ -4,8 +4,11 @@ A space is a typed configuration (a dataclass, fixed by a preset plus overrides)
 - which op instances a genotype's network executes (``op_specs``), in order;
 - its choice points, each with the op instances every option adds (``choice_points``);
 - how to build the standalone network of a genotype, and a supernet for search;
-- how to sample, validate and derive genotypes.
-Latency code iterates op specs only, so it never needs to know which space it is in.
+- how to sample, validate and derive genotypes, and how to recognise its own genotypes in bare
+  JSON or text (``owns_arch``, ``arch_from_text``);
+- its zero op (the option that computes nothing) and what its derivation keeps (``derived_probs``).
+Latency, search and CLI code ask the space these questions, so none of it needs to know which
+space it is in (no code outside ``edgenas/spaces`` compares a space's name).
 """
 
 from __future__ import annotations
@@ -41,6 +44,9 @@ class SearchSpace(ABC):
     presets: ClassVar[dict[str, dict[str, Any]]]
     default_preset: ClassVar[str]
     preset_help: ClassVar[dict[str, str]] = {}
+    arch_cls: ClassVar[type | None] = None  # its (frozen dataclass) arch objects: search checkpoints may hold them
+    zero_op: ClassVar[str | None] = None  # the option whose output is zeros (supernets never compute it)
+    text_preset: ClassVar[str | None] = None  # preset a genotype in the space's own text form defaults to
 
     def __init__(self, config):
         self.config = config
@@ -79,6 +85,13 @@ class SearchSpace(ABC):
 
     def validate_config(self) -> None:
         """Raise SpaceError for a configuration the space cannot build."""
+
+    def require_positive(self, *fields: str) -> None:
+        """SpaceError unless every named config field is an integer >= 1 (shared by the spaces' checks)."""
+        for name in fields:
+            value = getattr(self.config, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise SpaceError(f"{self.name} config: {name} must be a positive integer, got {value!r}")
 
     # ---- what the latency code needs ------------------------------------------
     @abstractmethod
@@ -126,6 +139,13 @@ class SearchSpace(ABC):
     def derive(self, weights: dict) -> Any:
         """The discrete arch a supernet's arch weights stand for (argmax, DARTS' top-2 edges)."""
 
+    def derived_probs(self, param: str, probs):
+        """How much of each option of ``probs`` ([rows, options] of arch param ``param``) the arch that
+        ``derive`` returns is expected to keep: what ``ExpectedLatency(mode="derived")`` weights op
+        latencies by. Default: ``probs`` itself, right for a per-row argmax derivation; a space whose
+        derivation also drops rows (DARTS keeps 2 edges per node) overrides it."""
+        return probs
+
     @abstractmethod
     def decisions(self) -> list[int]:
         """Sizes of the categorical decisions that spell an arch (for controllers and evolution)."""
@@ -139,13 +159,26 @@ class SearchSpace(ABC):
         """One index per decision for an arch."""
 
     # ---- networks ----------------------------------------------------------------
+    # ---- recognising genotypes (load_genotype asks every registered space) ----------
+    @classmethod
+    def owns_arch(cls, data) -> bool:
+        """Whether bare JSON arch data (no edgenas envelope) has this space's shape."""
+        return False
+
+    @classmethod
+    def arch_from_text(cls, text: str):
+        """Arch data (what ``parse_arch`` takes) when ``text`` is this space's own text form (the DARTS
+        paper's ``Genotype(...)``, a NAS-Bench-201 ``arch_str``), else None."""
+        return None
+
     @abstractmethod
     def build(self, arch, **kwargs):
         """The standalone ``nn.Module`` of an arch, for retraining and export."""
 
     @abstractmethod
     def supernet(self, **kwargs):
-        """A weight-sharing supernet exposing ``arch_params`` (name -> [rows, options])."""
+        """A weight-sharing supernet: an ``edgenas.spaces.mixed.Supernet`` (its contract is all the
+        strategies use)."""
 
     @property
     def input_shape(self) -> tuple[int, int, int]:

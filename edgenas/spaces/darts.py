@@ -21,7 +21,7 @@ from edgenas.errors import GenotypeError, SpaceError
 from edgenas.ops.darts_ops import PRIMITIVES, FactorizedReduce, Logits, ReLUConvBN, darts_op
 from edgenas.ops.spec import OpSpec
 from edgenas.spaces.base import ChoicePoint, SearchSpace, register_space, require
-from edgenas.spaces.mixed import MixedOp, PartialChannelMixedOp, is_naive
+from edgenas.spaces.mixed import MixedOp, PartialChannelMixedOp, Supernet, is_naive
 
 
 @dataclass(frozen=True)
@@ -80,6 +80,9 @@ class DartsSpace(SearchSpace):
     name = "darts"
     config_cls = DartsConfig
     default_preset = "small"
+    arch_cls = DartsArch
+    zero_op = "none"
+    text_preset = "cifar10"  # published DARTS cells come from the paper's CIFAR-10 setting
     presets = {
         "small": dict(channels=16, layers=5, input_size=28, in_channels=1, num_classes=10),
         "small32": dict(channels=16, layers=5, input_size=32, in_channels=3, num_classes=10),
@@ -95,10 +98,8 @@ class DartsSpace(SearchSpace):
 
     def validate_config(self):
         c = self.config
-        for field in ("channels", "layers", "nodes", "stem_multiplier", "input_size", "in_channels", "num_classes"):
-            value = getattr(c, field)
-            if not isinstance(value, int) or value < 1:
-                raise SpaceError(f"darts config: {field} must be a positive integer, got {value!r}")
+        self.require_positive("channels", "layers", "nodes", "stem_multiplier", "input_size", "in_channels",
+                              "num_classes")
         if c.channels % 2:
             raise SpaceError(f"darts config: channels must be even (factorized reduce halves them), got {c.channels}")
 
@@ -201,7 +202,7 @@ class DartsSpace(SearchSpace):
 
     # ---- genotypes -----------------------------------------------------------------
     def sample(self, rng) -> DartsArch:
-        ops = [p for p in PRIMITIVES if p != "none"]
+        ops = [p for p in PRIMITIVES if p != self.zero_op]
 
         def cell():
             pairs = []
@@ -271,7 +272,7 @@ class DartsSpace(SearchSpace):
 
     def derive(self, weights: dict) -> DartsArch:
         """DARTS' rule: per node keep the 2 strongest incoming edges, each with its best non-none op."""
-        none = PRIMITIVES.index("none")
+        none = PRIMITIVES.index(self.zero_op)
         cells = {}
         for kind in ("normal", "reduce"):
             w = weights[kind].detach().float().cpu()
@@ -289,6 +290,33 @@ class DartsSpace(SearchSpace):
         concat = tuple(range(2, 2 + self.config.nodes))
         return DartsArch(cells["normal"], concat, cells["reduce"], concat)
 
+    def derived_probs(self, param: str, probs: torch.Tensor) -> torch.Tensor:
+        """What ``derive`` keeps: per node two of its incoming edges, each with its best non-'none' op.
+        Each edge's op distribution is renormalised over non-'none' ops and weighted by
+        2 * strength / sum of strengths of the node's edges (strength = the edge's largest non-'none'
+        probability), capped at 1. A plain softmax sum counts all 14 edges, while a derived cell runs 8."""
+        mask = torch.ones_like(probs)
+        mask[:, PRIMITIVES.index(self.zero_op)] = 0
+        q = probs * mask
+        strength = q.max(dim=1).values
+        op_dist = q / q.sum(dim=1, keepdim=True).clamp_min(1e-12)
+        keep = torch.zeros_like(strength)
+        nodes = torch.tensor([node for node in range(self.config.nodes) for _ in range(node + 2)], device=probs.device)
+        for node in range(int(nodes.max()) + 1):
+            m = nodes == node
+            keep = keep + torch.where(m, 2 * strength / strength[m].sum().clamp_min(1e-12), torch.zeros_like(strength))
+        return op_dist * keep.clamp(max=1.0)[:, None]
+
+    @classmethod
+    def owns_arch(cls, data) -> bool:
+        return isinstance(data, dict) and "normal" in data
+
+    @classmethod
+    def arch_from_text(cls, text: str):
+        if "Genotype" in text and "(" in text and not text.startswith("{"):
+            return parse_darts_text(text)
+        return None
+
     def _pairs(self, node: int) -> list[tuple[int, int]]:
         return list(itertools.combinations(range(node + 2), 2))
 
@@ -298,7 +326,7 @@ class DartsSpace(SearchSpace):
         return per_cell * 2
 
     def arch_from_decisions(self, choices: list[int]) -> DartsArch:
-        ops = [p for p in PRIMITIVES if p != "none"]
+        ops = [p for p in PRIMITIVES if p != self.zero_op]
         it = iter(choices)
         cells = []
         for _ in range(2):
@@ -311,12 +339,12 @@ class DartsSpace(SearchSpace):
         return DartsArch(cells[0], concat, cells[1], concat)
 
     def decisions_of(self, arch: DartsArch) -> list[int]:
-        ops = [p for p in PRIMITIVES if p != "none"]
+        ops = [p for p in PRIMITIVES if p != self.zero_op]
         out = []
         for pairs in (arch.normal, arch.reduce):
             for node in range(self.config.nodes):
                 (oa, a), (ob, b) = sorted(pairs[2 * node: 2 * node + 2], key=lambda t: t[1])
-                if a == b or "none" in (oa, ob):
+                if a == b or self.zero_op in (oa, ob):
                     raise GenotypeError("this DARTS arch reads one input twice or holds 'none': "
                                         "it has no decision encoding")
                 out += [self._pairs(node).index((a, b)), ops.index(oa), ops.index(ob)]
@@ -455,10 +483,10 @@ class SearchCell(nn.Module):
             for inp in range(node + 2):
                 stride = 2 if p.reduction and inp < 2 else 1
                 if k == 1:
-                    self.edges.append(MixedOp(PRIMITIVES, lambda o, s=stride: _search_op(o, p.c, s)))
+                    self.edges.append(MixedOp(PRIMITIVES, lambda o, s=stride: _search_op(o, p.c, s), DartsSpace.zero_op))
                 else:
                     self.edges.append(PartialChannelMixedOp(
-                        PRIMITIVES, lambda o, s=stride: _search_op(o, p.c // k, s), k, stride))
+                        PRIMITIVES, lambda o, s=stride: _search_op(o, p.c // k, s), k, stride, DartsSpace.zero_op))
 
     def forward(self, s0, s1, weights, active=None):
         states = [self.pre.pre0(s0), self.pre.pre1(s1)]
@@ -482,7 +510,7 @@ class SearchCell(nn.Module):
         return torch.cat(states[-self.nodes:], dim=1)
 
 
-class DartsSupernet(nn.Module):
+class DartsSupernet(Supernet):
     """The DARTS search network: every op on every edge, cells share ``arch_params`` per type.
 
     ``partial_channels`` K > 1 makes it PC-DARTS' (Xu et al., ICLR 2020): each edge runs its ops
@@ -514,9 +542,7 @@ class DartsSupernet(nn.Module):
         self.cells = nn.ModuleList(SearchCell(p, cfg.nodes, k) for p in plans)
         self.classifier = Logits(space._cell_out_channels(plans[-1]), cfg.num_classes)
         kinds = ["normal"] + (["reduce"] if any(p.reduction for p in plans) else [])
-        self.arch_params = nn.ParameterDict({
-            k: nn.Parameter(1e-3 * torch.randn(space.edges_per_cell, len(PRIMITIVES))) for k in kinds
-        })
+        self.init_arch_params({k: (space.edges_per_cell, len(PRIMITIVES)) for k in kinds})
         if self.partial_channels > 1:
             self.edge_params = nn.ParameterDict({
                 kind: nn.Parameter(1e-3 * torch.randn(space.edges_per_cell)) for kind in kinds
@@ -532,13 +558,12 @@ class DartsSupernet(nn.Module):
         return torch.cat([torch.softmax(b, dim=0) for b in torch.split(beta, spans)])
 
     def softmax_weights(self) -> dict:
-        probs = {k: torch.softmax(v, dim=-1) for k, v in self.arch_params.items()}
+        probs = super().softmax_weights()
         if self.partial_channels > 1:
             probs = {k: v * self.edge_weights(k)[:, None] for k, v in probs.items()}
         return probs
 
-    def forward(self, x, weights: dict | None = None, active: dict | None = None):
-        weights = self.softmax_weights() if weights is None else weights
+    def run(self, x, weights: dict, active: dict | None):
         s0 = s1 = self.stem(x)
         for cell in self.cells:
             kind = "reduce" if cell.reduction else "normal"

@@ -1,8 +1,10 @@
 """Genotypes: a space name, its full configuration and the architecture, as versioned JSON.
 
 A genotype file carries the config it was searched in, so a network is rebuilt identically
-years later. ``load_genotype`` also takes the DARTS paper's ``Genotype(normal=..., ...)`` text
-and bare architecture objects, so published cells can be used directly.
+years later. ``load_genotype`` also takes a space's own text form (the DARTS paper's
+``Genotype(normal=..., ...)``, a NAS-Bench-201 ``arch_str``) and bare architecture objects, so
+published cells can be used directly: every registered space is asked whether it recognises them
+(``SearchSpace.arch_from_text`` / ``owns_arch``), so no space is named here.
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ class Genotype:
 def genotype_from_dict(data: dict, space: str | None = None, preset: str | None = None,
                        overrides: dict | None = None) -> Genotype:
     """Validate a parsed JSON object (envelope or bare arch) into a Genotype."""
-    from edgenas.spaces.base import space_class
+    from edgenas.spaces.base import list_spaces, space_class
 
     if not isinstance(data, dict):
         raise GenotypeError(f"a genotype must be a JSON object, got {type(data).__name__}")
@@ -68,14 +70,14 @@ def genotype_from_dict(data: dict, space: str | None = None, preset: str | None 
             raise GenotypeError(f"genotype is for space {file_space!r}, not {space!r}")
         space = file_space or space
         if not space:
-            raise GenotypeError("genotype has no 'space' field; give --space (darts, proxyless)")
+            raise GenotypeError(f"genotype has no 'space' field; give --space ({', '.join(list_spaces())})")
         preset = preset or data.get("preset")
         config = data.get("config") or {}
         if not isinstance(config, dict):
             raise GenotypeError("genotype 'config' must be an object")
         arch_data, meta = data["arch"], data.get("meta") or {}
     else:  # a bare arch: infer the space from its keys
-        space = space or ("darts" if "normal" in data else "proxyless" if "layers" in data else None)
+        space = space or _owner(data)
         if space is None:
             raise GenotypeError("cannot tell the space of this genotype: give --space, or use an edgenas genotype file")
         config, arch_data, meta = {}, data, {}
@@ -101,22 +103,16 @@ def load_genotype(source: str, space: str | None = None, preset: str | None = No
         except (OSError, UnicodeDecodeError) as e:
             raise GenotypeError(f"cannot read genotype file {source}: {e}") from None
     stripped = text.strip()
-    from edgenas.spaces.nb201_arch import looks_like_arch_str
-
-    if looks_like_arch_str(stripped):  # a NAS-Bench-201 arch_str
-        if space not in (None, "nb201"):
-            raise GenotypeError(f"a NAS-Bench-201 arch_str belongs to space 'nb201', not {space!r}")
-        return genotype_from_dict({"space": "nb201", "arch": stripped}, preset=preset, overrides=overrides)
-    if "Genotype" in stripped and "(" in stripped and not stripped.startswith("{"):
-        from edgenas.spaces.darts import parse_darts_text
-
-        if space not in (None, "darts"):
-            raise GenotypeError(f"a DARTS Genotype(...) string belongs to space 'darts', not {space!r}")
-        # Published DARTS cells come from the paper's CIFAR-10 setting: default to that network.
-        return genotype_from_dict(parse_darts_text(stripped), space="darts", preset=preset or "cifar10",
+    found = _from_text(stripped)
+    if found is not None:  # a space's own text form
+        owner, arch = found
+        if space not in (None, owner.name):
+            raise GenotypeError(f"this genotype text is a {owner.name} genotype, not {space!r}")
+        return genotype_from_dict({"space": owner.name, "arch": arch}, preset=preset or owner.text_preset,
                                   overrides=overrides)
     if not stripped.startswith(("{", "[")):
-        raise GenotypeError(f"{source!r} is not a genotype file, a JSON object or a DARTS 'Genotype(...)' string")
+        raise GenotypeError(f"{source!r} is not a genotype file, a JSON object or a space's genotype text "
+                            "(a DARTS 'Genotype(...)', a NAS-Bench-201 arch_str)")
     from edgenas.errors import InputError
     from edgenas.schemas import load_json_text
 
@@ -125,6 +121,29 @@ def load_genotype(source: str, space: str | None = None, preset: str | None = No
     except InputError as e:
         raise GenotypeError(str(e)) from None
     return genotype_from_dict(data, space=space, preset=preset, overrides=overrides)
+
+
+def _owner(data: dict) -> str | None:
+    """The space whose bare arch ``data`` is, or None (see ``_root``)."""
+    from edgenas.spaces.base import list_spaces, space_class
+
+    cls = _root([space_class(n) for n in list_spaces() if space_class(n).owns_arch(data)])
+    return cls.name if cls else None
+
+
+def _from_text(text: str):
+    """(space class, arch data) of the space that reads ``text`` as its own text form, else None."""
+    from edgenas.spaces.base import list_spaces, space_class
+
+    cls = _root([space_class(n) for n in list_spaces() if space_class(n).arch_from_text(text) is not None])
+    return (cls, cls.arch_from_text(text)) if cls else None
+
+
+def _root(claimers: list):
+    """Of the spaces that claim a genotype, the one the others derive from (a plug-in space built on
+    ProxylessSpace reads its arch objects too); None when none, or when unrelated spaces both claim it."""
+    roots = [c for c in claimers if not any(o is not c and issubclass(c, o) for o in claimers)]
+    return roots[0] if len(roots) == 1 else None
 
 
 def _looks_like_path(source: str) -> bool:

@@ -1,4 +1,5 @@
-"""MixedOp: the candidate ops of one choice point in a supernet, weighted by the search."""
+"""The supernet contract every space keeps (``Supernet``), and ``MixedOp``: the candidate ops of
+one choice point, weighted by the search."""
 
 from __future__ import annotations
 
@@ -33,11 +34,12 @@ class MixedOp(nn.Module):
     paths and ProxylessNAS' two sampled paths without computing unused candidates.
     """
 
-    def __init__(self, options, build):
+    def __init__(self, options, build, zero_op: str | None = None):
+        """``zero_op``: the space's option that outputs zeros (its ``SearchSpace.zero_op``): never computed."""
         super().__init__()
         self.options = tuple(options)
         self.ops = nn.ModuleList(build(o) for o in options)
-        self.zero = [o in ("none", "zero") for o in options]
+        self.zero = [o == zero_op for o in options]
 
     def forward(self, x, weights, active=None):
         """``active``: indices to compute even where their weight is 0 (ProxylessNAS needs the
@@ -76,8 +78,8 @@ class PartialChannelMixedOp(MixedOp):
     weight gives 1, the edge as a derived cell would use it.
     """
 
-    def __init__(self, options, build, k: int, stride: int):
-        super().__init__(options, build)
+    def __init__(self, options, build, k: int, stride: int, zero_op: str | None = None):
+        super().__init__(options, build, zero_op)
         self.k = k
         self.bypass_pool = nn.MaxPool2d(2, 2, ceil_mode=True) if stride == 2 else None
 
@@ -88,3 +90,31 @@ class PartialChannelMixedOp(MixedOp):
         if self.bypass_pool is not None:
             rest = self.bypass_pool(rest)
         return channel_shuffle(torch.cat([y, rest * weights.sum()], dim=1), self.k)
+
+
+class Supernet(nn.Module):
+    """What every space's supernet offers the strategies, and nothing more.
+
+    - ``arch_params``: name -> [rows, options] architecture logits (``init_arch_params``), the names
+      and shapes the space's ``arch_weights`` / ``derive`` / ``choice_points`` use;
+    - ``forward(x, weights=None, active=None)``: ``weights`` maps the same names to per-option weights
+      (default: ``softmax_weights()``); ``active`` names options to compute even at weight 0;
+    - ``weight_parameters()``: every parameter but the architecture logits.
+    """
+
+    def init_arch_params(self, shapes: dict[str, tuple[int, int]]) -> None:
+        """Architecture logits near zero (uniform softmax), in ``shapes`` order (draws from torch's RNG)."""
+        self.arch_params = nn.ParameterDict({k: nn.Parameter(1e-3 * torch.randn(*s)) for k, s in shapes.items()})
+
+    def weight_parameters(self):
+        return [p for n, p in self.named_parameters() if not n.startswith("arch_params")]
+
+    def softmax_weights(self) -> dict:
+        return {k: torch.softmax(v, dim=-1) for k, v in self.arch_params.items()}
+
+    def forward(self, x, weights: dict | None = None, active: dict | None = None):
+        return self.run(x, self.softmax_weights() if weights is None else weights, active)
+
+    def run(self, x, weights: dict, active: dict | None):
+        """The forward pass with explicit per-option weights (what a space implements)."""
+        raise NotImplementedError

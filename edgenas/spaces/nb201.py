@@ -32,7 +32,7 @@ from edgenas.ops.nb201_ops import Nb201Head, ResNetBasicBlock
 from edgenas.ops.registry import build_op
 from edgenas.ops.spec import OpSpec
 from edgenas.spaces.base import ChoicePoint, SearchSpace, register_space, require
-from edgenas.spaces.mixed import MixedOp
+from edgenas.spaces.mixed import MixedOp, Supernet
 from edgenas.spaces.nb201_arch import EDGES, NB201_OPS, Nb201Arch, looks_like_arch_str, parse_arch_str
 
 
@@ -56,6 +56,8 @@ class Nb201Space(SearchSpace):
     name = "nb201"
     config_cls = Nb201Config
     default_preset = "cifar10"
+    arch_cls = Nb201Arch
+    zero_op = "none"
     presets = {
         "cifar10": dict(channels=16, cells_per_stage=5, input_size=32, in_channels=3, num_classes=10),
         "cifar100": dict(channels=16, cells_per_stage=5, input_size=32, in_channels=3, num_classes=100),
@@ -71,10 +73,7 @@ class Nb201Space(SearchSpace):
 
     def validate_config(self):
         c = self.config
-        for field in ("channels", "cells_per_stage", "input_size", "in_channels", "num_classes"):
-            v = getattr(c, field)
-            if not isinstance(v, int) or v < 1:
-                raise SpaceError(f"nb201 config: {field} must be a positive integer, got {v!r}")
+        self.require_positive("channels", "cells_per_stage", "input_size", "in_channels", "num_classes")
         if c.input_size % 4:
             raise SpaceError(f"nb201 config: input_size must be a multiple of 4 (two 2x reductions), got {c.input_size}")
 
@@ -136,6 +135,14 @@ class Nb201Space(SearchSpace):
         if isinstance(data, (list, tuple)):
             return Nb201Arch(tuple(data))
         raise GenotypeError(f"nb201 arch must be an arch_str or a list of 6 ops, got {type(data).__name__}")
+
+    @classmethod
+    def owns_arch(cls, data) -> bool:
+        return isinstance(data, dict) and "arch_str" in data
+
+    @classmethod
+    def arch_from_text(cls, text: str):
+        return text if looks_like_arch_str(text) else None
 
     def arch_to_json(self, arch: Nb201Arch) -> str:
         return arch.to_arch_str()
@@ -227,7 +234,7 @@ class Nb201Network(_Skeleton):
 class _SearchCell(nn.Module):
     def __init__(self, c: int):
         super().__init__()
-        self.edges = nn.ModuleList(MixedOp(NB201_OPS, lambda o, c=c: _edge_op(o, c)) for _ in EDGES)
+        self.edges = nn.ModuleList(MixedOp(NB201_OPS, lambda o, c=c: _edge_op(o, c), Nb201Space.zero_op) for _ in EDGES)
 
     def forward(self, x, weights, active=None):
         nodes = [x]
@@ -241,22 +248,15 @@ class _SearchCell(nn.Module):
         return nodes[3]
 
 
-class Nb201Supernet(_Skeleton):
+class Nb201Supernet(_Skeleton, Supernet):
     """Every op on every edge; all 15 cells share one ``arch_params['cell']`` of shape [6, 5]."""
 
     def __init__(self, space: Nb201Space):
         super().__init__(space, _SearchCell)
         self.space = space
-        self.arch_params = nn.ParameterDict({"cell": nn.Parameter(1e-3 * torch.randn(len(EDGES), len(NB201_OPS)))})
+        self.init_arch_params({"cell": (len(EDGES), len(NB201_OPS))})
 
-    def weight_parameters(self):
-        return [p for n, p in self.named_parameters() if not n.startswith("arch_params")]
-
-    def softmax_weights(self) -> dict:
-        return {k: torch.softmax(v, dim=-1) for k, v in self.arch_params.items()}
-
-    def forward(self, x, weights: dict | None = None, active: dict | None = None):
-        weights = self.softmax_weights() if weights is None else weights
+    def run(self, x, weights: dict, active: dict | None):
         x = self.stem(x)
         for layer in self.layers:
             if isinstance(layer, _SearchCell):

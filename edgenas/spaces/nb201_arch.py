@@ -1,6 +1,8 @@
 """NAS-Bench-201 cell architectures: ``arch_str`` text, and which edges the network really executes.
 
-Pure Python (no torch), so latency fitting and CSV import need nothing heavier. A cell has 4 nodes;
+Pure Python and numpy (no torch), so latency fitting, CSV import and the tabular benchmark need
+nothing heavier; the one place that spells NAS-Bench-201 cells (an ``Nb201Arch`` of op names, or
+the benchmark's tuple of 6 op indices and its base-5 *code*, see the end of this module). A cell has 4 nodes;
 node ``i`` sums one op over every earlier node ``j < i``; the cell output is node 3. The 6 edges, in
 ``arch_str`` order, are (0,1), (0,2), (1,2), (0,3), (1,3), (2,3).
 
@@ -15,6 +17,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
 
 from edgenas.errors import GenotypeError
 
@@ -110,3 +115,104 @@ def parse_arch_str(text: str) -> Nb201Arch:
 def looks_like_arch_str(text: str) -> bool:
     s = str(text).strip()
     return s.startswith("|") and "~" in s and s.endswith("|")
+
+
+# ---- integer encoding (the tabular benchmark's): 6 op indices per cell, and their base-5 code ------------
+# A cell is a tuple of 6 indices into NB201_OPS in EDGES order; its *code* is the base-5 number of that
+# tuple (edge 0 most significant), 0..15,624. This is not the NAS-Bench-201 index (that order comes from
+# the benchmark's own list, see ``edgenas.bench.sources``).
+
+N_EDGES, N_OPS = len(EDGES), len(NB201_OPS)
+N_ARCHS = N_OPS ** N_EDGES
+NONE = NB201_OPS.index("none")
+# the 4 input->output paths of the cell, as edge indices
+PATHS = ((3,), (0, 4), (1, 5), (0, 2, 5))
+
+
+def to_str(arch) -> str:
+    """The ``arch_str`` of a tuple of op indices."""
+    return Nb201Arch(tuple(NB201_OPS[int(o)] for o in arch)).to_arch_str()
+
+
+def from_str(s: str) -> tuple[int, ...]:
+    """The op indices of an ``arch_str``; a ``GenotypeError`` names what is wrong."""
+    return tuple(NB201_OPS.index(op) for op in parse_arch_str(s).ops)
+
+
+def to_code(arch) -> int:
+    code = 0
+    for o in arch:
+        code = code * N_OPS + int(o)
+    return code
+
+
+def from_code(code: int) -> tuple[int, ...]:
+    out = []
+    for _ in range(N_EDGES):
+        code, o = divmod(int(code), N_OPS)
+        out.append(o)
+    return tuple(reversed(out))
+
+
+def all_archs() -> np.ndarray:
+    """(15625, 6) int array: row ``c`` is ``from_code(c)``."""
+    codes = np.arange(N_ARCHS)
+    return np.stack([(codes // N_OPS ** (N_EDGES - 1 - e)) % N_OPS for e in range(N_EDGES)], axis=1)
+
+
+def live_edges(arch) -> tuple[bool, ...]:
+    """``Nb201Arch.live_edges`` of a tuple of op indices."""
+    return Nb201Arch(tuple(NB201_OPS[int(o)] for o in arch)).live_edges()
+
+
+def is_connected(arch) -> bool:
+    """Whether the output depends on the input at all (else the network predicts a constant)."""
+    return any(live_edges(arch))
+
+
+def neighbours(arch) -> list[tuple[int, ...]]:
+    """Every architecture one edge-op change away (24)."""
+    out = []
+    for e in range(N_EDGES):
+        for o in range(N_OPS):
+            if o != arch[e]:
+                out.append(arch[:e] + (o,) + arch[e + 1:])
+    return out
+
+
+def features(archs: np.ndarray) -> np.ndarray:
+    """Surrogate features of (n, 6) archs: one-hot ops of live edges (30) + BANANAS-style path
+    encoding (which op sequence each of the 4 input->output paths carries; paths through ``none``
+    carry nothing): 30 + 4 + 16 + 16 + 64 = 130 columns."""
+    archs = np.asarray(archs)
+    n = len(archs)
+    live = np.array([live_edges(tuple(a)) for a in archs], dtype=bool) if n else np.zeros((0, N_EDGES), bool)
+    onehot = np.zeros((n, N_EDGES * N_OPS), dtype=np.float32)
+    for e in range(N_EDGES):
+        onehot[np.arange(n), e * N_OPS + archs[:, e]] = live[:, e]
+    blocks = [onehot]
+    k = N_OPS - 1  # ops other than none
+    for path in PATHS:
+        idx = np.zeros(n, dtype=np.int64)
+        ok = np.ones(n, dtype=bool)
+        for e in path:
+            ok &= archs[:, e] != NONE
+            idx = idx * k + np.maximum(archs[:, e] - 1, 0)
+        block = np.zeros((n, k ** len(path)), dtype=np.float32)
+        block[np.arange(n)[ok], idx[ok]] = 1.0
+        blocks.append(block)
+    return np.concatenate(blocks, axis=1)
+
+
+@lru_cache(maxsize=1)
+def all_live() -> np.ndarray:
+    """(15625, 6) bool: ``live_edges`` of every code (computed once)."""
+    return np.array([live_edges(tuple(a)) for a in all_archs()], dtype=bool)
+
+
+@lru_cache(maxsize=1)
+def all_features() -> np.ndarray:
+    """``features`` of every code (computed once; read-only)."""
+    f = features(all_archs())
+    f.flags.writeable = False
+    return f

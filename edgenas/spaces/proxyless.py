@@ -19,7 +19,7 @@ from edgenas.ops.darts_ops import Logits, Zero
 from edgenas.ops.mbconv import ElasticCandidate, ElasticMBConv, MBConv, conv_bn_act
 from edgenas.ops.spec import OpSpec
 from edgenas.spaces.base import ChoicePoint, SearchSpace, register_space, require
-from edgenas.spaces.mixed import MixedOp
+from edgenas.spaces.mixed import MixedOp, Supernet
 
 
 @dataclass(frozen=True)
@@ -88,6 +88,8 @@ class ProxylessSpace(SearchSpace):
     name = "proxyless"
     config_cls = ProxylessConfig
     default_preset = "mobile"
+    arch_cls = ProxylessArch
+    zero_op = "zero"
     _small = dict(stem_channels=16, stem_stride=1, first_channels=8,
                   stages=((16, 2, 2), (24, 2, 2), (32, 2, 1), (48, 2, 2)),
                   last_channels=64, head_channels=256)
@@ -104,11 +106,8 @@ class ProxylessSpace(SearchSpace):
 
     def validate_config(self):
         c = self.config
-        for field in ("input_size", "in_channels", "num_classes", "stem_channels", "stem_stride",
-                      "first_channels", "last_channels", "head_channels"):
-            value = getattr(c, field)
-            if not isinstance(value, int) or value < 1:
-                raise SpaceError(f"proxyless config: {field} must be a positive integer, got {value!r}")
+        self.require_positive("input_size", "in_channels", "num_classes", "stem_channels", "stem_stride",
+                              "first_channels", "last_channels", "head_channels")
         if not c.stages or any(len(s) != 3 or min(s) < 1 for s in c.stages):
             raise SpaceError("proxyless config: stages must be a list of [width, layers, stride], all >= 1")
         if not c.expands or not c.kernels or any(k % 2 == 0 for k in c.kernels + c.first_kernels):
@@ -192,6 +191,10 @@ class ProxylessSpace(SearchSpace):
                     f"cannot be {op!r}; options: {', '.join(layer.options)}")
         return ProxylessArch(tuple(data))
 
+    @classmethod
+    def owns_arch(cls, data) -> bool:
+        return isinstance(data, dict) and "layers" in data
+
     def arch_to_json(self, arch: ProxylessArch) -> dict:
         return {"layers": list(arch.ops)}
 
@@ -255,7 +258,7 @@ class ProxylessNetwork(_Trunk):
         return self.classifier(self.feature_mix(self.blocks(self.first_conv(x))))
 
 
-class ProxylessSupernet(_Trunk):
+class ProxylessSupernet(_Trunk, Supernet):
     """Every candidate MBConv per layer; the identity skip sits outside the mixed op.
 
     ``shared_weights=True`` (default) holds a layer's candidates in one ElasticMBConv (shared
@@ -285,19 +288,10 @@ class ProxylessSupernet(_Trunk):
                     return ElasticCandidate(elastic, expand, kernel)
                 return MBConv(layer.c_in, layer.c_out, kernel, layer.stride, expand, residual=False)
 
-            self.mixed.append(MixedOp(layer.options, build))
-        self.arch_params = nn.ParameterDict({
-            f"layer{l.index}": nn.Parameter(1e-3 * torch.randn(1, len(l.options))) for l in self.layers_meta
-        })
+            self.mixed.append(MixedOp(layer.options, build, ProxylessSpace.zero_op))
+        self.init_arch_params({f"layer{l.index}": (1, len(l.options)) for l in self.layers_meta})
 
-    def weight_parameters(self):
-        return [p for n, p in self.named_parameters() if not n.startswith("arch_params")]
-
-    def softmax_weights(self) -> dict:
-        return {k: torch.softmax(v, dim=-1) for k, v in self.arch_params.items()}
-
-    def forward(self, x, weights: dict | None = None, active: dict | None = None):
-        weights = self.softmax_weights() if weights is None else weights
+    def run(self, x, weights: dict, active: dict | None):
         x = self.first_conv(x)
         for layer, mixed in zip(self.layers_meta, self.mixed):
             name = f"layer{layer.index}"

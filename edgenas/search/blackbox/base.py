@@ -86,7 +86,6 @@ class BlackBoxStrategy(ABC):
     """Ask/tell interface. ``ask`` returns a feasible, preferably unseen, arch (None: nothing left)."""
 
     name: ClassVar[str]
-    summary: ClassVar[str] = ""
 
     def __init__(self, problem: Problem, seed: int = 0, **options):
         self.problem = problem

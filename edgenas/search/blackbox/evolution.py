@@ -20,8 +20,9 @@ def mutate_feasible(strategy: BlackBoxStrategy, parent, exclude) -> tuple | None
 
 @register_blackbox
 class RegularizedEvolution(BlackBoxStrategy):
+    """Regularized evolution: aging population, tournament selection, feasible mutations."""
+
     name = "evolution"
-    summary = "regularized evolution: aging population, tournament selection, feasible mutations"
 
     def __init__(self, problem, seed=0, **options):
         super().__init__(problem, seed, **options)

@@ -12,8 +12,9 @@ from edgenas.search.blackbox.base import BlackBoxStrategy, register_blackbox
 
 @register_blackbox
 class LocalSearch(BlackBoxStrategy):
+    """Local search: first-improvement hill climbing over feasible neighbours, random restarts."""
+
     name = "local"
-    summary = "local search: first-improvement hill climbing over feasible neighbours, random restarts"
 
     def __init__(self, problem, seed=0, **options):
         super().__init__(problem, seed, **options)

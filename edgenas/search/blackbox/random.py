@@ -7,8 +7,9 @@ from edgenas.search.blackbox.base import BlackBoxStrategy, register_blackbox
 
 @register_blackbox
 class RandomSearch(BlackBoxStrategy):
+    """Uniform sampling among feasible architectures (the baseline)."""
+
     name = "random"
-    summary = "uniform sampling among feasible architectures (the baseline)"
 
     def ask(self):
         return self.random_unseen()

@@ -18,12 +18,14 @@ from __future__ import annotations
 import torch
 
 from edgenas.search.blackbox.base import BlackBoxStrategy, register_blackbox
+from edgenas.search.base import update
 
 
 @register_blackbox
 class Reinforce(BlackBoxStrategy):
+    """REINFORCE with the ENAS LSTM controller; infeasible samples dropped, never evaluated."""
+
     name = "reinforce"
-    summary = "REINFORCE with the ENAS LSTM controller; infeasible samples dropped, never evaluated"
 
     def __init__(self, problem, seed=0, **options):
         super().__init__(problem, seed, **options)
@@ -67,10 +69,7 @@ class Reinforce(BlackBoxStrategy):
         log_p = torch.stack([lp for _, lp, _ in self.round])
         ent = torch.stack([e for _, _, e in self.round])
         loss = (-(rewards - self.baseline) * log_p - self.entropy_w * ent).mean()
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.controller.parameters(), 5.0)
-        self.opt.step()
+        update(self.opt, loss, self.controller.parameters())
         self.round = []
 
     def ask(self):

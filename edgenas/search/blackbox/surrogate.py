@@ -31,8 +31,9 @@ def expected_improvement(mu: np.ndarray, sigma: np.ndarray, best: float, xi: flo
 
 @register_blackbox
 class GPSurrogate(BlackBoxStrategy):
+    """Gaussian-process surrogate of accuracy (scikit-learn), expected improvement over feasible archs."""
+
     name = "gp-ei"
-    summary = "Gaussian-process surrogate of accuracy (scikit-learn), expected improvement over feasible archs"
 
     def __init__(self, problem, seed=0, **options):
         super().__init__(problem, seed, **options)
