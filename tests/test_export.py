@@ -250,7 +250,7 @@ def test_cli_exports_darts_text_at_the_preset_given(cli, tmp_path):
     assert r["input_shape_nchw"] == [1, *small.input_shape] != [1, *create_space("darts", "cifar10").input_shape]
     assert r["artifacts"]["onnx"]["inputs"]["input"] == [1, *small.input_shape] and r["parity"]["passed"]
     code, _, err = cli("export", DARTS_V2, "--space", "proxyless", "--out", tmp_path / "x")
-    assert code == 2 and _one_line(err) and "belongs to space 'darts'" in err, err
+    assert code == 2 and _one_line(err) and "darts genotype, not 'proxyless'" in err, err
 
 
 def test_cli_strict_on_another_device_says_latency_is_not_verified(cli, run_dir, tmp_path):
