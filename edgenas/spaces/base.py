@@ -47,6 +47,9 @@ class SearchSpace(ABC):
     arch_cls: ClassVar[type | None] = None  # its (frozen dataclass) arch objects: search checkpoints may hold them
     zero_op: ClassVar[str | None] = None  # the option whose output is zeros (supernets never compute it)
     text_preset: ClassVar[str | None] = None  # preset a genotype in the space's own text form defaults to
+    # The parameter-free identity option weight-sharing searches collapse into (DARTS' skip_connect): what
+    # the darts strategy's skip guard counts and its skip dropout drops. None: the space has none (both off).
+    skip_op: ClassVar[str | None] = None
 
     def __init__(self, config):
         self.config = config
@@ -145,6 +148,19 @@ class SearchSpace(ABC):
         latencies by. Default: ``probs`` itself, right for a per-row argmax derivation; a space whose
         derivation also drops rows (DARTS keeps 2 edges per node) overrides it."""
         return probs
+
+    def skip_columns(self) -> dict[str, int]:
+        """Per arch parameter, the column of ``skip_op`` in its options (empty when the space has none)."""
+        return {cp.param: cp.options.index(self.skip_op) for cp in self.choice_points() if self.skip_op in cp.options}
+
+    def skip_count(self, arch) -> int:
+        """How many choices of ``arch`` are ``skip_op``: what a skip-collapse guard watches (0 without one).
+        Default: every row of every arch parameter; a space whose collapse shows in part of the arch
+        only (DARTS: the normal cell) overrides it."""
+        cols = self.skip_columns()
+        if not cols:
+            return 0
+        return int(sum(float(w[:, cols[k]].sum()) for k, w in self.arch_weights(arch).items() if k in cols))
 
     @abstractmethod
     def decisions(self) -> list[int]:
