@@ -47,7 +47,7 @@ def worker(strategy: str, naive: bool, space_name: str, steps: int, batch_size: 
     import torch
 
     from edgenas.latency.expected import ExpectedLatency
-    from edgenas.search.base import Budget, SearchContext, create_strategy
+    from edgenas.search.base import Budget, SearchContext, create_strategy, strategy_class
     from edgenas.search.data import load_data
     from edgenas.spaces import create_space
     from edgenas.spaces.mixed import naive_mode
@@ -60,7 +60,7 @@ def worker(strategy: str, naive: bool, space_name: str, steps: int, batch_size: 
         predictor = LatencyPredictor.load("x86-64-host", "onnxruntime", space, 1, auto_anchor=False)
     pred = predictor
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    mode = "derived" if space_name == "darts" and strategy == "darts" else "softmax"
+    mode = strategy_class(strategy).expected_latency  # as edgenas.search.pipeline picks it
     ctx = SearchContext(space=space, data=load_data("synthetic", 2000, 1000, 100), predictor=pred,
                         expected=ExpectedLatency(space, pred, mode), target_ms=10.0,
                         budget=Budget(steps=10 ** 6, batch_size=batch_size), search_space=search_space,

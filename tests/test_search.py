@@ -92,6 +92,30 @@ def test_darts_hinge_pulls_expected_latency_down_second_order_too():
     assert float(ctx.expected(s.net.softmax_weights())) < start
 
 
+def test_darts_skip_guard_and_dropout_ask_the_space_nb201_stand_in_latency():
+    """The darts strategy on nb201: skip dropout drops nb201's skip_connect column (not the column DARTS'
+    op list has it in) and the guard counts the derived cell's skip connections. No nb201 table is
+    shipped, so a linear stand-in prices the cell's options (what the arch step needs, nothing more)."""
+    from edgenas.spaces.nb201_arch import NB201_OPS
+
+    nb = create_space("nb201", "small")
+    skip, darts_skip = NB201_OPS.index("skip_connect"), 3  # 3: skip_connect's column in DARTS' PRIMITIVES
+    cost = torch.linspace(0.1, 0.5, len(NB201_OPS))
+    ctx = SearchContext(space=nb, data=load_data("synthetic", 64, 32, 32), predictor=None,
+                        expected=lambda probs: (probs["cell"] * cost).sum(), target_ms=1.0,
+                        budget=Budget(steps=4, batch_size=8, population=2, eval_examples=16), search_space=nb)
+    s = create_strategy("darts", warmup_fraction=0.0, guard_start_fraction=0.0, max_skips=2, skip_dropout=1.0)
+    s.setup(ctx)
+    w = s._weights(train=True)["cell"]
+    assert torch.all(w[:, skip] == 0) and torch.all(w[:, darts_skip] > 0)
+    with torch.no_grad():  # a supernet that prefers skip_connect on every edge: the collapse the guard stops
+        s.net.arch_params["cell"][:, skip] = 10.0
+    row = s.step(ctx)
+    assert row["skips"] == nb.skip_count(s.derived(ctx)) == 6
+    assert s.stop_reason() == "skip-connection guard (DARTS+)"
+    assert create_space("proxyless", "small").skip_columns() == {}  # no skip op: dropout and guard are off
+
+
 def test_objective_forms():
     ce = torch.tensor(2.0)
     lat = torch.tensor(12.0, requires_grad=True)

@@ -224,3 +224,28 @@ def test_space_contract_supernet_zero_op_and_genotype_recognition(space, preset,
     run = Run(tmp_path)  # a search checkpoint holding this space's archs loads back (safe-load allow-list)
     run.save_checkpoint({"strategy": {}, "phase": "retrain", "log": [], "candidates": [Candidate(arch, 1.0, 0.5, "t")]})
     assert isinstance(arch, sp.arch_cls) and run.load_checkpoint()["candidates"][0].arch == arch
+
+
+def test_wholenet_features_belong_to_their_space_and_load_without_torch():
+    """``edgenas.latency.fit`` finds a space's cell features by the space's name (or the cell's text)
+    through a torch-free registry: fitting and predicting NB201 networks never import torch."""
+    import subprocess
+    import sys
+
+    from edgenas.spaces.base import space_class, wholenet_features
+
+    for name in list_spaces():
+        cell = wholenet_features(name)
+        assert cell is None or (cell.space == name and cell.arch_cls is space_class(name).arch_cls)
+    assert wholenet_features("darts") is None and wholenet_features(text=DARTS_V2) is None
+    code = ("import sys, random\n"
+            "from edgenas.latency.fit import fit_wholenet, WholeNetModel\n"
+            "from edgenas.latency.measurements import parse_genotype_text\n"
+            "from edgenas.spaces.nb201_arch import NB201_OPS, Nb201Arch\n"
+            "rng = random.Random(0)\n"
+            "archs = [Nb201Arch(tuple(rng.choice(NB201_OPS) for _ in range(6))) for _ in range(40)]\n"
+            "m = fit_wholenet(archs, [1 + 0.1 * len(set(a.live_ops())) for a in archs], level='residual')\n"
+            "assert m.space == 'nb201' and m.residual_data is not None\n"
+            "WholeNetModel.from_dict(m.to_dict()).predict(parse_genotype_text(archs[0].to_arch_str())[1])\n"
+            "assert 'torch' not in sys.modules, 'torch imported'\n")
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -58,17 +58,20 @@ def predict(
         raise InputError("give a GENOTYPE or --many FILE.csv")
     from edgenas.latency.measurements import parse_genotype_text
     from edgenas.latency.wholenet_store import WholeNetStore
-    from edgenas.spaces.nb201_arch import looks_like_arch_str
+    from edgenas.spaces.base import wholenet_features
 
-    if looks_like_arch_str(genotype) or (space == "nb201"):
+    # a cell of a space with whole-network cell features (an arch_str, or any genotype with --space nb201):
+    # its fitted whole-network model answers when there is one, torch-free
+    cell = wholenet_features(text=genotype) or (wholenet_features(space) if space else None)
+    if cell is not None:
         text = Path(genotype).read_text().strip() if Path(genotype).is_file() else genotype
-        sp_name, arch = parse_genotype_text(text, "nb201")
-        found = WholeNetStore(TableStore(tables_dir)).get(device, backend, "nb201", batch, threads)
+        sp_name, arch = parse_genotype_text(text, cell.space)
+        found = WholeNetStore(TableStore(tables_dir)).get(device, backend, cell.space, batch, threads)
         if found is not None:
             model, prov = found
             ms = model.predict(arch)
-            result = {"device": device, "backend": backend, "batch": batch, "space": "nb201",
-                      "genotype": arch.to_arch_str(), "predicted_ms": ms, "model": "wholenet",
+            result = {"device": device, "backend": backend, "batch": batch, "space": cell.space,
+                      "genotype": cell.to_text(arch), "predicted_ms": ms, "model": "wholenet",
                       "level": model.level, "pruning": model.pruning, "provenance":
                           {k: v for k, v in prov.items() if k != "training_genotypes"}}
             emit(result, as_json, lambda r: console.print(

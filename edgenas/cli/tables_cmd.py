@@ -289,6 +289,7 @@ def fit(
     from edgenas.latency.fit import fit_wholenet
     from edgenas.latency.measurements import net_features, read_measurements
     from edgenas.latency.wholenet_store import WholeNetStore
+    from edgenas.spaces.base import wholenet_features
 
     store = TableStore(tables_dir)
     store.path(device, backend)  # validates the names before any work
@@ -304,16 +305,16 @@ def fit(
                              "fit one file per (batch, threads)")
         batch, threads = batches.pop(), (tcounts.pop() or threads)
     prior = None
+    cell = wholenet_features(ms.space)
     if prior_table:
-        if ms.space != "nb201":
-            raise InputError("--prior-table is supported for nb201 networks only")
-        from edgenas.latency.fit import nb201_prior
+        if cell is None:
+            raise InputError(f"--prior-table needs a space with whole-network cell features, not {ms.space}")
         from edgenas.latency.predictor import LatencyPredictor
         from edgenas.spaces import create_space
 
-        sp = create_space("nb201", preset)
+        sp = create_space(ms.space, preset)
         pred = LatencyPredictor.load(device, backend, sp, batch, threads, "fp32", store)
-        prior = nb201_prior(sp, pred.op_ms)
+        prior = cell.prior(sp, pred.op_ms)
     model = fit_wholenet([net_features(n, batch) for n in nets], [n.latency_ms for n in nets], space=ms.space,
                          level=level, seed=seed, prior=prior)
     prov = {**ms.provenance(), "space": ms.space, "batch": batch, "threads": threads, "level": model.level,
@@ -323,9 +324,9 @@ def fit(
     path = WholeNetStore(store).put(device, backend, model, prov, batch, threads)
     result = {"device": device, "backend": backend, "space": ms.space, "batch": batch, "threads": threads,
               "file": str(path), **{k: v for k, v in prov.items() if k != "training_genotypes"}}
+    over = f"{model.pruning} pruning" if cell is not None else "over op keys"
     emit(result, as_json, lambda r: console.print(
-        f"fitted {r['level']} model "
-        f"({r['pruning'] + ' pruning' if r['space'] == 'nb201' else 'over op keys'}) on {r['n']} {r['space']} networks "
+        f"fitted {r['level']} model ({over}) on {r['n']} {r['space']} networks "
         f"from {r['source']}: "
         f"fit {100 * r['fit_within_10pct']:.1f}% within ±10%, MAPE {r['fit_mape_pct']:.1f}%; "
         f"cross-validated (linear part) {100 * (r['cv_within_10pct'] or 0):.1f}% -> {r['file']}"))

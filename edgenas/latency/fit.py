@@ -25,57 +25,28 @@ measured latency), since accuracy is judged as "within ±10%". Cells whose outpu
 from their input are not fitted; they are predicted as the median of such cells in the training data
 (runtimes then run only stem and head, or constant-fold the network away), or 0 when none was seen.
 
-For spaces other than NAS-Bench-201 (DARTS, ProxylessNAS genotypes) the features are the counts of the
-network's op keys (``space.op_specs``), i.e. an additive per-(position, op) model.
+The cell features above are the space's (``edgenas.spaces.base.WholeNetFeatures``; NAS-Bench-201's live
+in ``edgenas.spaces.nb201_arch``). For spaces without such a model (DARTS, ProxylessNAS genotypes) the
+features are the counts of the network's op keys (``space.op_specs``), i.e. an additive per-(position, op)
+model with no learned correction. Torch-free: nothing here imports torch.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from itertools import product
+from functools import cached_property
 
 import numpy as np
 
 from edgenas.errors import InputError
-from edgenas.spaces.nb201_arch import EDGES, NB201_OPS, Nb201Arch
+from edgenas.spaces.base import wholenet_features
+from edgenas.spaces.nb201_arch import nb201_feature_names, nb201_features, nb201_prior  # noqa: F401 (re-exported)
 
 LEVELS = ("additive", "fusion", "residual")
 RESIDUAL_FROM_N = 200  # level "auto": additive below this many networks, residual from it (measured: see benchmarks)
-PRUNINGS = ("path", "output")
-_LIVE_OPS = NB201_OPS[1:]
-# Places where an edge into node i meets an edge out of node i (i = 1, 2): (in-edge, out-edge) indices.
-_MEETS = tuple((a, b) for a, (_, ia) in enumerate(EDGES) for b, (jb, _) in enumerate(EDGES) if ia == jb and ia != 3)
-
-
-def nb201_feature_names(level: str = "fusion") -> list[str]:
-    names = ["const"] + [f"op:{op}" for op in NB201_OPS]
-    names += [f"e{j}{i}:{op}" for (j, i), op in product(EDGES, NB201_OPS)]
-    if level == "fusion":
-        names += [f"m{a}{b}:{p}>{q}" for (a, b), p, q in product(_MEETS, NB201_OPS, NB201_OPS)]
-        names += [f"n{i}:in{k}" for i in (1, 2, 3) for k in range(2, i + 1)]
-    return names
-
-
-def nb201_features(arch: Nb201Arch, level: str = "fusion", pruning: str = "path") -> dict[str, float]:
-    """Sparse features of one cell (the same cell is repeated 15 times, so these are per-cell terms).
-
-    ``pruning`` says which edges the runtime executes (``Nb201Arch.executed_edges``)."""
-    live = arch.executed_edges(pruning)
-    f = {"const": 1.0}
-    for (j, i), op, on in zip(EDGES, arch.ops, live):
-        if on:
-            f[f"e{j}{i}:{op}"] = 1.0
-            f[f"op:{op}"] = f.get(f"op:{op}", 0.0) + 1.0
-    if level == "fusion":
-        for a, b in _MEETS:
-            if live[a] and live[b]:
-                f[f"m{a}{b}:{arch.ops[a]}>{arch.ops[b]}"] = 1.0
-        for i in (1, 2, 3):
-            k = sum(on for (_, t), on in zip(EDGES, live) if t == i)
-            if k >= 2:
-                f[f"n{i}:in{k}"] = 1.0
-    return f
+PRUNINGS = ("path", "output")  # every pruning any space's cell features know (a model file is checked against it)
 
 
 def _dense(rows: list[dict[str, float]], names: list[str]) -> np.ndarray:
@@ -132,14 +103,22 @@ class WholeNetModel:
         return self._fitted[1]
 
     # -- features --------------------------------------------------------------------------------
+    @cached_property
+    def cell(self):
+        """The space's ``WholeNetFeatures``, or None (the model is over op-key counts)."""
+        return wholenet_features(self.space)
+
     def _features(self, arch) -> dict[str, float] | None:
-        if isinstance(arch, Nb201Arch):
-            return nb201_features(arch, self.level, self.pruning) if arch.connected else None
-        return dict(arch)  # already a feature dict (other spaces: op-key counts)
+        if isinstance(arch, Mapping):
+            return dict(arch)  # already a feature dict (spaces without cell features: op-key counts)
+        cell = self.cell
+        if cell is None or not isinstance(arch, cell.arch_cls):
+            raise InputError(f"a {self.space} whole-network model cannot read a {type(arch).__name__}")
+        return cell.features(arch, self.level, self.pruning) if cell.connected(arch) else None
 
     def _codes(self, archs) -> np.ndarray:
-        """What the residual model sees: per edge, 1 + the executed op's index in NB201_OPS, or 0 (not executed)."""
-        return _edge_codes(archs, self.pruning)
+        """What the residual model sees: the cell's categorical codes (``WholeNetFeatures.codes``)."""
+        return self.cell.codes(archs, self.pruning)
 
     def linear_many(self, archs) -> np.ndarray:
         """The linear part only (no learned correction); disconnected cells get ``disconnected_ms``."""
@@ -152,7 +131,7 @@ class WholeNetModel:
         feats = [self._features(a) for a in archs]
         out = np.full(len(feats), float(self.disconnected_ms))
         ok = [k for k, f in enumerate(feats) if f is not None]
-        if ok and self.space != "nb201":
+        if ok and self.cell is None:
             known = set(self.names)
             unknown = sorted({n for k in ok for n, v in feats[k].items() if v and n not in known})
             if unknown:
@@ -218,8 +197,9 @@ def _is_finite(v) -> bool:
 
 
 def _check_residual(r, space: str) -> dict:
-    if space != "nb201":
-        raise InputError("a learned correction is only defined for nb201 models")
+    cell = wholenet_features(space)
+    if cell is None or not cell.residual:
+        raise InputError(f"a learned correction is not defined for {space} models (their features are op-key counts)")
     if not isinstance(r, dict) or r.get("estimator") != RESIDUAL_ESTIMATOR:
         raise InputError(f"'residual.estimator' must be {RESIDUAL_ESTIMATOR!r}")
     archs, lat, params = r.get("train_arch"), r.get("train_latency_ms"), r.get("params")
@@ -230,14 +210,13 @@ def _check_residual(r, space: str) -> dict:
     if not all(_is_finite(v) and v > 0 for v in lat):
         raise InputError("'residual.train_latency_ms' must hold finite latencies > 0")
     from edgenas.errors import EdgeNASError
-    from edgenas.spaces.nb201_arch import parse_arch_str
 
     for k, a in enumerate(archs):
         try:
-            if not isinstance(a, str) or not parse_arch_str(a).connected:
+            if not isinstance(a, str) or not cell.connected(cell.parse(a)):
                 raise InputError("not a connected cell")
         except EdgeNASError as e:
-            raise InputError(f"'residual.train_arch[{k}]' is not a connected NB201 arch_str ({e})") from None
+            raise InputError(f"'residual.train_arch[{k}]' is not a connected {space} cell ({e})") from None
     expected = _residual_params(len(lat), 0)
     if not isinstance(params, dict) or set(params) != set(expected) or not all(_is_finite(v) for v in params.values()):
         raise InputError(f"'residual.params' must be exactly {sorted(expected)} (numbers)")
@@ -261,45 +240,54 @@ def _fit_residual(model: WholeNetModel):
     model refitted on load predicts exactly what it predicted when it was saved."""
     from sklearn.ensemble import HistGradientBoostingRegressor
 
-    from edgenas.spaces.nb201_arch import parse_arch_str
-
     r = model.residual_data
-    archs = [parse_arch_str(a) for a in r["train_arch"]]
+    archs = [model.cell.parse(a) for a in r["train_arch"]]
     y = np.asarray(r["train_latency_ms"], dtype=float)
     base = model.linear_many(archs)
     target = np.log(y / np.maximum(base, 1e-9))
-    codes = _edge_codes(archs, model.pruning)
+    codes = model._codes(archs)
     p = dict(r["params"])
     params = {k: (int(v) if k in ("max_iter", "max_leaf_nodes", "min_samples_leaf", "random_state") else float(v))
               for k, v in p.items()}
     return HistGradientBoostingRegressor(categorical_features=list(range(codes.shape[1])), **params).fit(codes, target)
 
 
-def fit_wholenet(archs, latency_ms, space: str = "nb201", level: str = "auto", ridge: float | None = None,
+def fit_wholenet(archs, latency_ms, space: str | None = None, level: str = "auto", ridge: float | None = None,
                  prior: dict[str, float] | None = None, seed: int = 0, pruning: str = "auto") -> WholeNetModel:
     """Fit a model to measured whole networks.
 
-    ``archs``: Nb201Arch objects (space ``nb201``) or feature dicts (other spaces). ``prior``: per-feature
+    ``archs``: cell arch objects of a space with cell features (``Nb201Arch``; ``space`` None: the space
+    whose cells they are) or op-key count dicts (``net_features``; give ``space``). ``prior``: per-feature
     latencies (e.g. from an op table) the ridge term shrinks toward instead of toward 0. ``pruning``:
     which dead edges the device's runtime removes (``path``, ``output``), or ``auto`` to pick the one
-    that cross-validates better on these measurements (space ``nb201`` only).
+    that cross-validates better on these measurements (spaces whose cell features know several).
     """
     archs = list(archs)
+    if space is None:
+        space = _space_of(archs)
+    cell = wholenet_features(space)
     if level == "auto":
-        level = "residual" if space == "nb201" and len(archs) >= RESIDUAL_FROM_N else "additive"
+        level = "residual" if cell is not None and cell.residual and len(archs) >= RESIDUAL_FROM_N else "additive"
     if pruning == "auto":
-        if space != "nb201":
-            pruning = "path"
+        if cell is None or len(cell.prunings) == 1:
+            pruning = cell.prunings[0] if cell is not None else "path"
         else:
             # Pick the pruning on the linear part (cheap), then fit the requested level once.
             lin = "fusion" if level == "fusion" else "additive"
-            fits = [_fit_one(archs, latency_ms, space, lin, ridge, prior, seed, p) for p in PRUNINGS]
+            fits = [_fit_one(archs, latency_ms, space, lin, ridge, prior, seed, p) for p in cell.prunings]
             pruning = min(fits, key=lambda m: m.meta["cv_key"]).pruning
             if level == lin:
                 return next(m for m in fits if m.pruning == pruning)
     if pruning not in PRUNINGS:
         raise InputError(f"unknown pruning {pruning!r} (auto, {', '.join(PRUNINGS)})")
     return _fit_one(archs, latency_ms, space, level, ridge, prior, seed, pruning)
+
+
+def _space_of(archs) -> str:
+    cell = wholenet_features(arch=archs[0]) if archs else None
+    if cell is not None and all(isinstance(a, cell.arch_cls) for a in archs):
+        return cell.space
+    raise InputError("fit_wholenet: give space= (networks given as op-key counts, or cells of no one space)")
 
 
 def _fit_one(archs, latency_ms, space, level, ridge, prior, seed, pruning) -> WholeNetModel:
@@ -321,8 +309,9 @@ def _fit_one(archs, latency_ms, space, level, ridge, prior, seed, pruning) -> Wh
     y = y_all[conn]
     if np.any(y <= 0):
         raise InputError("a connected network measured at 0 ms: check the measurement file")
-    if space == "nb201":
-        names = nb201_feature_names(level)
+    cell = proto.cell
+    if cell is not None:
+        names = cell.feature_names(level)
     else:
         names = sorted({n for r in rows for n in r})
     x = _dense(rows, names)
@@ -339,10 +328,10 @@ def _fit_one(archs, latency_ms, space, level, ridge, prior, seed, pruning) -> Wh
     coef = _solve(x, y, p, group, lams)
     model = WholeNetModel(space=space, level=level, names=names, coef=[float(c) for c in coef],
                           disconnected_ms=float(np.median(disc)) if len(disc) else 0.0, pruning=pruning)
-    if level == "residual" and space == "nb201" and len(y) >= 30:
+    if level == "residual" and cell is not None and cell.residual and len(y) >= 30:
         conn_archs = [a for a, f in zip(archs, feats) if f is not None]
         model.residual_data = {"estimator": RESIDUAL_ESTIMATOR, "params": _residual_params(len(y), seed),
-                               "train_arch": [a.to_arch_str() for a in conn_archs],
+                               "train_arch": [cell.to_text(a) for a in conn_archs],
                                "train_latency_ms": [float(v) for v in y]}
     pred = model.predict_many(archs)
     model.meta.update({"n": len(archs), "n_disconnected": int((~conn).sum()), "ridge": lams, "pruning": pruning,
@@ -350,14 +339,6 @@ def _fit_one(archs, latency_ms, space, level, ridge, prior, seed, pruning) -> Wh
                        "fit_within_10pct": float(within(pred[conn], y, 0.10)),
                        "fit_mape_pct": float(mape(pred[conn], y))})
     return model
-
-
-def _edge_codes(archs, pruning: str) -> np.ndarray:
-    out = np.zeros((len(archs), len(EDGES)))
-    for r, a in enumerate(archs):
-        run = a.executed_edges(pruning)
-        out[r] = [NB201_OPS.index(op) + 1 if on else 0 for op, on in zip(a.ops, run)]
-    return out
 
 
 def _group(name: str) -> str:
@@ -404,20 +385,6 @@ def _choose_ridge(x, y, p, group, level, seed, folds: int = 5) -> dict:
         if best_key is None or key < best_key:
             best, best_key = lams, key
     return best, best_key
-
-
-def nb201_prior(space, op_ms) -> dict[str, float]:
-    """Per-feature prior latencies for an ``nb201`` space from an op table: ``op_ms(specs) -> {key: ms}``.
-
-    ``const`` = stem + reduction blocks + head; ``op:<op>`` = that op on one edge of every cell. Edge
-    terms are deviations from their op's mean, so their prior stays 0."""
-    fixed = space.fixed_specs()
-    prior = {"const": sum(op_ms(fixed)[s.key] for s in fixed)}
-    for op in NB201_OPS:
-        specs = [space._edge_spec(op, c, s) for c, s in space._stages() for _ in range(space.config.cells_per_stage)]
-        ms = op_ms(specs)
-        prior[f"op:{op}"] = sum(ms[s.key] for s in specs)
-    return prior
 
 
 # -- scores ---------------------------------------------------------------------------------------------

@@ -31,7 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgenas.errors import GenotypeError, InputError
-from edgenas.spaces.nb201_arch import Nb201Arch, looks_like_arch_str, parse_arch_str
+from edgenas.spaces.base import wholenet_features
+from edgenas.spaces.nb201_arch import NB201_WHOLENET, parse_arch_str
 
 FORMATS = ("generic", "nnmeter", "hwnasbench")
 
@@ -40,7 +41,7 @@ FORMATS = ("generic", "nnmeter", "hwnasbench")
 class MeasuredNet:
     genotype: str  # the text as given (arch_str, Genotype(...), JSON)
     latency_ms: float
-    arch: object  # Nb201Arch, or an edgenas Genotype for other spaces
+    arch: object  # the cell arch of a space with whole-network cell features (Nb201Arch), else an edgenas Genotype
     space: str
     batch: int = 1
     threads: int | None = None
@@ -75,22 +76,25 @@ def sha256_of(path: Path) -> str:
 
 
 def parse_genotype_text(text: str, space: str | None = None):
-    """(space, arch) of any genotype text; raises GenotypeError."""
+    """(space, arch) of any genotype text; raises GenotypeError.
+
+    ``arch`` is the bare cell for a space with whole-network cell features (read without importing
+    torch when the text is the cell's own form, e.g. an arch_str), else the edgenas Genotype."""
     s = str(text).strip()
     if not s:
         raise GenotypeError("empty genotype")
-    if looks_like_arch_str(s):
-        if space not in (None, "nb201"):
-            raise GenotypeError(f"a NAS-Bench-201 arch_str belongs to space 'nb201', not {space!r}")
-        return "nb201", parse_arch_str(s)
+    cell = wholenet_features(text=s)
+    if cell is not None:
+        if space is not None and space != cell.space:
+            raise GenotypeError(f"this genotype text is a {cell.space} cell: it belongs to space {cell.space!r}, "
+                                f"not {space!r}")
+        return cell.space, cell.parse(s)
     from edgenas.spaces.genotype import load_genotype
 
     if not (s.startswith(("{", "[")) or "Genotype(" in s):
         raise GenotypeError(f"not a genotype (arch_str, Genotype(...) or JSON): {s[:60]!r}")
     g = load_genotype(s, space=space)
-    if g.space == "nb201":
-        return "nb201", g.arch
-    return g.space, g
+    return (g.space, g.arch) if wholenet_features(g.space) is not None else (g.space, g)
 
 
 def _refuse(path, bad: list[tuple[int, str]]):
@@ -184,7 +188,7 @@ def read_nnmeter_log(path, configs) -> MeasurementSet:
             except (IndexError, ValueError, KeyError, GenotypeError) as e:
                 bad.append((ln, str(e) or "too few columns"))
                 continue
-            nets.append(MeasuredNet(arch.to_arch_str(), ms, arch, "nb201", 1, None, name))
+            nets.append(MeasuredNet(arch.to_arch_str(), ms, arch, NB201_WHOLENET.space, 1, None, name))
     if bad:
         _refuse(path, bad)
     return MeasurementSet(nets, str(path), sha256_of(path), "nnmeter", {"configs_sha256": sha256_of(configs)})
@@ -214,7 +218,7 @@ def read_hwnasbench(path, arch_strings, device: str, framework: str, task: str =
         except (KeyError, GenotypeError) as e:
             bad.append((int(idx), f"arch_idx {idx}: {e}"))
             continue
-        nets.append(MeasuredNet(arch.to_arch_str(), float(ms), arch, "nb201", 1, None, f"nb201_{idx}"))
+        nets.append(MeasuredNet(arch.to_arch_str(), float(ms), arch, NB201_WHOLENET.space, 1, None, f"nb201_{idx}"))
     if bad:
         _refuse(path, bad)
     return MeasurementSet(nets, str(path), sha256_of(path), "hwnasbench",
@@ -231,10 +235,6 @@ def write_generic_csv(nets, path) -> Path:
     for n in nets:
         w.writerow([n.genotype, f"{n.latency_ms:.6g}", n.batch, n.threads or ""])
     return atomic_write_text(path, buf.getvalue())
-
-
-def is_nb201(arch) -> bool:
-    return isinstance(arch, Nb201Arch)
 
 
 def read_measurements(path, fmt: str = "generic", space: str | None = None, configs=None, arch_strings=None,
@@ -259,8 +259,11 @@ def read_measurements(path, fmt: str = "generic", space: str | None = None, conf
 
 
 def net_features(net: MeasuredNet, batch: int = 1):
-    """What ``edgenas.latency.fit`` takes for one network: the NB201 cell, or op-key counts for other spaces."""
-    if isinstance(net.arch, Nb201Arch):
+    """What ``edgenas.latency.fit`` takes for one network: its cell (a space with whole-network cell
+    features), or the counts of its op keys."""
+    from edgenas.spaces.genotype import Genotype
+
+    if not isinstance(net.arch, Genotype):
         return net.arch
     g = net.arch
     sp = g.resolve()

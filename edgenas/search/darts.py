@@ -13,7 +13,9 @@ Guard against the collapse into skip connections (DARTS degenerates to parameter
 when trained long): by default **early stopping on the skip count** (DARTS+, Liang et al. 2019):
 the search stops once the derived normal cell holds ``max_skips`` (2) skip connections or more,
 and the last derived cell before that is kept. Optionally ``skip_dropout`` (P-DARTS, Chen et
-al. 2019): operation-level dropout on skip connections during weight steps.
+al. 2019): operation-level dropout on skip connections during weight steps. The space says what a
+skip connection is and where collapse is counted (``SearchSpace.skip_op``, ``skip_count``); in a
+space without one both are off.
 
 ``partial_channels`` K > 1 searches PC-DARTS' supernet (Xu et al., ICLR 2020; see
 ``DartsSupernet``): ops on 1/K of each edge's channels, plus per-edge betas that the arch
@@ -28,21 +30,13 @@ import torch
 from torch.func import functional_call
 
 from edgenas.errors import InputError
-from edgenas.ops.darts_ops import PRIMITIVES
 from edgenas.search.base import (Strategy, cosine_lr, rank_candidates, register_strategy, set_lr,
                                  update)
 from edgenas.search.objectives import latency_loss
 
-SKIP = PRIMITIVES.index("skip_connect")
-
-
 def arch_parameters(net) -> dict:
     """The parameters the arch optimiser owns, by name: the alphas, and PC-DARTS' edge betas."""
     return {n: p for n, p in net.named_parameters() if n.startswith(("arch_params.", "edge_params."))}
-
-
-def skip_count(arch) -> int:
-    return sum(1 for op, _ in getattr(arch, "normal", ()) if op == "skip_connect")  # DARTS cells only
 
 
 @register_strategy
@@ -61,6 +55,7 @@ class DartsStrategy(Strategy):
         self.lam = float(o.get("lam", 2.0))
         self.max_skips = int(o.get("max_skips", 2))
         self.skip_dropout = float(o.get("skip_dropout", 0.0))
+        self.skip_columns = ctx.search_space.skip_columns()  # {arch param: its skip option's column}
         self.warmup = int(o.get("warmup_fraction", 0.2) * ctx.budget.steps)
         # the guard watches the second half: early derivations of near-uniform alphas are noise
         self.guard_start = int(o.get("guard_start_fraction", 0.5) * ctx.budget.steps)
@@ -84,9 +79,10 @@ class DartsStrategy(Strategy):
         w = self.net.softmax_weights()
         if train and self.skip_dropout > 0:
             w = {k: v.clone() for k, v in w.items()}
-            for v in w.values():
+            for k, col in self.skip_columns.items():
+                v = w[k]
                 keep = (torch.rand(v.shape[0], generator=self.gen) >= self.skip_dropout).float().to(v.device)
-                v[:, SKIP] = v[:, SKIP] * keep
+                v[:, col] = v[:, col] * keep
         return w
 
     def step(self, ctx):
@@ -102,7 +98,7 @@ class DartsStrategy(Strategy):
         self.step_count += 1
         if self.step_count >= self.warmup:
             arch = self.derived(ctx)
-            row["skips"] = skip_count(arch)
+            row["skips"] = ctx.search_space.skip_count(arch)
             if not self.history or self.history[-1][1] != arch:
                 self.history.append((self.step_count, arch))
             if row["skips"] >= self.max_skips and self.stopped_at is None and self.step_count >= self.guard_start:
@@ -179,7 +175,7 @@ class DartsStrategy(Strategy):
     def candidates(self, ctx):
         """Derived cells along the search (the last ones first), ranked with shared weights."""
         picks = [(self.step_count, self.derived(ctx))] if self.stopped_at is None else []
-        picks += [(s, a) for s, a in reversed(self.history) if skip_count(a) < self.max_skips]
+        picks += [(s, a) for s, a in reversed(self.history) if ctx.search_space.skip_count(a) < self.max_skips]
         return rank_candidates(self.net, [(a, f"derived at step {s}", s) for s, a in picks[: ctx.budget.population]],
                                ctx)
 

@@ -6,7 +6,10 @@ A space is a typed configuration (a dataclass, fixed by a preset plus overrides)
 - how to build the standalone network of a genotype, and a supernet for search;
 - how to sample, validate and derive genotypes, and how to recognise its own genotypes in bare
   JSON or text (``owns_arch``, ``arch_from_text``);
-- its zero op (the option that computes nothing) and what its derivation keeps (``derived_probs``).
+- its zero op (the option that computes nothing) and what its derivation keeps (``derived_probs``);
+- its skip op (what DARTS-style searches collapse into: ``skip_op``, ``skip_count``);
+- optionally, the features its whole networks are fitted by (``WholeNetFeatures``, torch-free, found
+  by space name with ``wholenet_features``; without them a fit is over op-key counts).
 Latency, search and CLI code ask the space these questions, so none of it needs to know which
 space it is in (no code outside ``edgenas/spaces`` compares a space's name).
 """
@@ -47,6 +50,9 @@ class SearchSpace(ABC):
     arch_cls: ClassVar[type | None] = None  # its (frozen dataclass) arch objects: search checkpoints may hold them
     zero_op: ClassVar[str | None] = None  # the option whose output is zeros (supernets never compute it)
     text_preset: ClassVar[str | None] = None  # preset a genotype in the space's own text form defaults to
+    # The parameter-free identity option weight-sharing searches collapse into (DARTS' skip_connect): what
+    # the darts strategy's skip guard counts and its skip dropout drops. None: the space has none (both off).
+    skip_op: ClassVar[str | None] = None
 
     def __init__(self, config):
         self.config = config
@@ -146,6 +152,19 @@ class SearchSpace(ABC):
         derivation also drops rows (DARTS keeps 2 edges per node) overrides it."""
         return probs
 
+    def skip_columns(self) -> dict[str, int]:
+        """Per arch parameter, the column of ``skip_op`` in its options (empty when the space has none)."""
+        return {cp.param: cp.options.index(self.skip_op) for cp in self.choice_points() if self.skip_op in cp.options}
+
+    def skip_count(self, arch) -> int:
+        """How many choices of ``arch`` are ``skip_op``: what a skip-collapse guard watches (0 without one).
+        Default: every row of every arch parameter; a space whose collapse shows in part of the arch
+        only (DARTS: the normal cell) overrides it."""
+        cols = self.skip_columns()
+        if not cols:
+            return 0
+        return int(sum(float(w[:, cols[k]].sum()) for k, w in self.arch_weights(arch).items() if k in cols))
+
     @abstractmethod
     def decisions(self) -> list[int]:
         """Sizes of the categorical decisions that spell an arch (for controllers and evolution)."""
@@ -216,6 +235,76 @@ def list_spaces() -> list[str]:
 def create_space(name: str, preset: str | None = None, **overrides) -> SearchSpace:
     """The one front door: a space by name and preset, with config overrides (None = keep)."""
     return space_class(name).from_preset(preset, **overrides)
+
+
+class WholeNetFeatures:
+    """How ``edgenas.latency.fit`` reads a space's whole networks when the space has a model of its
+    cell better than op-key counts (NAS-Bench-201: live edges, neighbour fusion, a learned residual).
+
+    A space without one is fitted over the counts of its networks' op keys. Torch-free by contract:
+    fitting, CSV import and whole-network prediction never import torch, so an implementation lives
+    in a module that does not (``edgenas.spaces.nb201_arch``) and registers an instance with
+    ``register_wholenet_features``; ``wholenet_features(space)`` finds it without importing the space
+    (a plug-in space registers its own when the ``edgenas.spaces`` entry point's module is imported).
+    """
+
+    space: str  # the space whose networks these are
+    arch_cls: type  # the cell arch objects fitted and predicted (not op-key dicts)
+    prunings: tuple[str, ...] = ("path",)  # which dead edges a runtime removes; the fit picks one ("auto")
+    residual: bool = False  # whether ``codes`` feeds a learned correction (fit level ``residual``)
+
+    def reads(self, text: str) -> bool:
+        """Whether ``text`` is a cell in this space's own text form."""
+        raise NotImplementedError
+
+    def parse(self, text: str):
+        """The cell arch of its text form (GenotypeError when it is not one)."""
+        raise NotImplementedError
+
+    def to_text(self, arch) -> str:
+        raise NotImplementedError
+
+    def connected(self, arch) -> bool:
+        """False when the cell's output does not depend on its input (not fitted: predicted as a constant)."""
+        return True
+
+    def feature_names(self, level: str) -> list[str]:
+        """Every feature of fit level ``level``, ``const`` first."""
+        raise NotImplementedError
+
+    def features(self, arch, level: str, pruning: str) -> dict[str, float]:
+        """Sparse features of one connected cell."""
+        raise NotImplementedError
+
+    def codes(self, archs, pruning: str):
+        """(n, k) categorical inputs of the learned residual correction (when ``residual``)."""
+        raise NotImplementedError
+
+    def prior(self, space, op_ms) -> dict[str, float]:
+        """Per-feature prior latencies from an op table (``op_ms(specs) -> {key: ms}``) for a ``space``
+        of this name; InputError when the space cannot derive one."""
+        from edgenas.errors import InputError
+
+        raise InputError(f"a prior from an op table is not defined for {self.space} networks")
+
+
+_WHOLENET: Registry[WholeNetFeatures] = Registry(
+    "whole-network features", ("edgenas.spaces.nb201_arch",), group="edgenas.spaces", error=SpaceError)
+
+
+def register_wholenet_features(obj: WholeNetFeatures) -> WholeNetFeatures:
+    return _WHOLENET.add(obj.space, obj)
+
+
+def wholenet_features(space: str | None = None, *, text: str | None = None, arch=None) -> WholeNetFeatures | None:
+    """The whole-network features of ``space``, or of the space whose cell text ``text`` or cell arch
+    object ``arch`` is; None: that space's networks are fitted over op-key counts (or no space's cell)."""
+    items = _WHOLENET.items()
+    if text is not None:
+        return next((f for f in items.values() if f.reads(text)), None)
+    if arch is not None:
+        return next((f for f in items.values() if isinstance(arch, f.arch_cls)), None)
+    return items.get(space)
 
 
 def _tuples(d: dict) -> dict:

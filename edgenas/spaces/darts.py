@@ -82,6 +82,7 @@ class DartsSpace(SearchSpace):
     default_preset = "small"
     arch_cls = DartsArch
     zero_op = "none"
+    skip_op = "skip_connect"
     text_preset = "cifar10"  # published DARTS cells come from the paper's CIFAR-10 setting
     presets = {
         "small": dict(channels=16, layers=5, input_size=28, in_channels=1, num_classes=10),
@@ -306,6 +307,10 @@ class DartsSpace(SearchSpace):
             m = nodes == node
             keep = keep + torch.where(m, 2 * strength / strength[m].sum().clamp_min(1e-12), torch.zeros_like(strength))
         return op_dist * keep.clamp(max=1.0)[:, None]
+
+    def skip_count(self, arch: DartsArch) -> int:
+        """Skip connections of the normal cell: where DARTS collapses (DARTS+ counts those)."""
+        return sum(1 for op, _ in arch.normal if op == self.skip_op)
 
     @classmethod
     def owns_arch(cls, data) -> bool:

@@ -58,6 +58,7 @@ class Nb201Space(SearchSpace):
     default_preset = "cifar10"
     arch_cls = Nb201Arch
     zero_op = "none"
+    skip_op = "skip_connect"
     presets = {
         "cifar10": dict(channels=16, cells_per_stage=5, input_size=32, in_channels=3, num_classes=10),
         "cifar100": dict(channels=16, cells_per_stage=5, input_size=32, in_channels=3, num_classes=100),

@@ -2,7 +2,9 @@
 
 Pure Python and numpy (no torch), so latency fitting, CSV import and the tabular benchmark need
 nothing heavier; the one place that spells NAS-Bench-201 cells (an ``Nb201Arch`` of op names, or
-the benchmark's tuple of 6 op indices and its base-5 *code*, see the end of this module). A cell has 4 nodes;
+the benchmark's tuple of 6 op indices and its base-5 *code*), and the features whole NAS-Bench-201
+networks are fitted by (``Nb201WholeNet``, registered as the space's ``WholeNetFeatures``; see the end
+of this module and ``edgenas.latency.fit``). A cell has 4 nodes;
 node ``i`` sums one op over every earlier node ``j < i``; the cell output is node 3. The 6 edges, in
 ``arch_str`` order, are (0,1), (0,2), (1,2), (0,3), (1,3), (2,3).
 
@@ -18,10 +20,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import product
 
 import numpy as np
 
 from edgenas.errors import GenotypeError
+from edgenas.spaces.base import WholeNetFeatures, register_wholenet_features
 
 NB201_OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 EDGES = ((0, 1), (0, 2), (1, 2), (0, 3), (1, 3), (2, 3))
@@ -216,3 +220,94 @@ def all_features() -> np.ndarray:
     f = features(all_archs())
     f.flags.writeable = False
     return f
+
+
+# ---- whole-network latency features (what ``edgenas.latency.fit`` fits NAS-Bench-201 networks by) ------
+# Places where an edge into node i meets an edge out of node i (i = 1, 2): (in-edge, out-edge) indices.
+_MEETS = tuple((a, b) for a, (_, ia) in enumerate(EDGES) for b, (jb, _) in enumerate(EDGES) if ia == jb and ia != 3)
+
+
+def nb201_feature_names(level: str = "fusion") -> list[str]:
+    names = ["const"] + [f"op:{op}" for op in NB201_OPS]
+    names += [f"e{j}{i}:{op}" for (j, i), op in product(EDGES, NB201_OPS)]
+    if level == "fusion":
+        names += [f"m{a}{b}:{p}>{q}" for (a, b), p, q in product(_MEETS, NB201_OPS, NB201_OPS)]
+        names += [f"n{i}:in{k}" for i in (1, 2, 3) for k in range(2, i + 1)]
+    return names
+
+
+def nb201_features(arch: Nb201Arch, level: str = "fusion", pruning: str = "path") -> dict[str, float]:
+    """Sparse features of one cell (the same cell is repeated 15 times, so these are per-cell terms).
+
+    ``pruning`` says which edges the runtime executes (``Nb201Arch.executed_edges``)."""
+    live = arch.executed_edges(pruning)
+    f = {"const": 1.0}
+    for (j, i), op, on in zip(EDGES, arch.ops, live):
+        if on:
+            f[f"e{j}{i}:{op}"] = 1.0
+            f[f"op:{op}"] = f.get(f"op:{op}", 0.0) + 1.0
+    if level == "fusion":
+        for a, b in _MEETS:
+            if live[a] and live[b]:
+                f[f"m{a}{b}:{arch.ops[a]}>{arch.ops[b]}"] = 1.0
+        for i in (1, 2, 3):
+            k = sum(on for (_, t), on in zip(EDGES, live) if t == i)
+            if k >= 2:
+                f[f"n{i}:in{k}"] = 1.0
+    return f
+
+
+def nb201_prior(space, op_ms) -> dict[str, float]:
+    """Per-feature prior latencies for an ``nb201`` space from an op table: ``op_ms(specs) -> {key: ms}``.
+
+    ``const`` = stem + reduction blocks + head; ``op:<op>`` = that op on one edge of every cell. Edge
+    terms are deviations from their op's mean, so their prior stays 0."""
+    fixed = space.fixed_specs()
+    prior = {"const": sum(op_ms(fixed)[s.key] for s in fixed)}
+    for op in NB201_OPS:
+        specs = [space._edge_spec(op, c, s) for c, s in space._stages() for _ in range(space.config.cells_per_stage)]
+        ms = op_ms(specs)
+        prior[f"op:{op}"] = sum(ms[s.key] for s in specs)
+    return prior
+
+
+class Nb201WholeNet(WholeNetFeatures):
+    """NAS-Bench-201 networks by their cell: live edges, fusion of neighbours, a learned residual over
+    the executed op of each edge (see ``edgenas.latency.fit``), under either pruning behaviour."""
+
+    space = "nb201"
+    arch_cls = Nb201Arch
+    prunings = ("path", "output")
+    residual = True
+
+    def reads(self, text: str) -> bool:
+        return looks_like_arch_str(text)
+
+    def parse(self, text: str) -> Nb201Arch:
+        return parse_arch_str(text)
+
+    def to_text(self, arch: Nb201Arch) -> str:
+        return arch.to_arch_str()
+
+    def connected(self, arch: Nb201Arch) -> bool:
+        return arch.connected
+
+    def feature_names(self, level: str) -> list[str]:
+        return nb201_feature_names(level)
+
+    def features(self, arch: Nb201Arch, level: str, pruning: str) -> dict[str, float]:
+        return nb201_features(arch, level, pruning)
+
+    def codes(self, archs, pruning: str) -> np.ndarray:
+        """Per edge: 1 + the executed op's index in NB201_OPS, or 0 (not executed)."""
+        out = np.zeros((len(archs), len(EDGES)))
+        for r, a in enumerate(archs):
+            run = a.executed_edges(pruning)
+            out[r] = [NB201_OPS.index(op) + 1 if on else 0 for op, on in zip(a.ops, run)]
+        return out
+
+    def prior(self, space, op_ms) -> dict[str, float]:
+        return nb201_prior(space, op_ms)
+
+
+NB201_WHOLENET = register_wholenet_features(Nb201WholeNet())
