@@ -6,7 +6,10 @@ Two measurements, each in fresh processes:
    each chosen network measured on this machine) with ``--executor local`` and ``--executor ray``
    (a one-machine Ray started by the command: one worker per core, measurements one at a time
    through the ``device:x86-64-host`` resource). Wall time of the whole command.
-2. Per-task overhead: N empty tasks through ``RayExecutor.run`` vs ``LocalExecutor.run`` (after a
+2. Measurement under Ray: one network's paired ratio to the reference op (what measured ms is made
+   of) timed in this process and in a Ray task holding the device, alternately, ``--pairs`` times:
+   the two sets should overlap (the protocol's noise), not sit apart.
+3. Per-task overhead: N empty tasks through ``RayExecutor.run`` vs ``LocalExecutor.run`` (after a
    warm-up batch, so worker start-up is not counted), and one 8 MB payload (a bundle's size) sent
    to a task and back.
 
@@ -64,6 +67,36 @@ def overhead(n: int) -> dict:
             "payload_8mb_round_trip_s": blob_s, "cluster": {k: v for k, v in nodes.items() if "memory" not in k}}
 
 
+def _ref_ratio(seed: int) -> float:
+    """One proxyless/small network (drawn with ``seed``) timed on onnxruntime: its ratio to the reference op."""
+    import random
+
+    from edgenas.profiling.base import create_backend
+    from edgenas.profiling.networks import measure_networks
+    from edgenas.spaces import create_space
+
+    space = create_space("proxyless", "small")
+    arch = space.sample(random.Random(seed))
+    m = measure_networks(create_backend("onnxruntime", threads=1), space, [arch], 1, source="ray-bench")[0]
+    return float(m.stats.ref_ratio)
+
+
+def interleaved(pairs: int) -> dict:
+    """The same network's ref ratio timed here and in a Ray device task, alternately."""
+    from edgenas.executors import Resources
+    from edgenas.executors.ray_executor import RayExecutor
+
+    ex = RayExecutor(None)
+    here, on_ray = [], []
+    try:
+        for _ in range(pairs):
+            here.append(_ref_ratio(1))
+            on_ray.append(ex.map(_ref_ratio, [1], Resources(num_cpus=1, device="x86-64-host"))[0])
+    finally:
+        ex.close()
+    return {"pairs": pairs, "local": here, "ray": on_ray}
+
+
 def sweep(executor: str, out: Path) -> dict:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "RAY_USAGE_STATS_ENABLED": "0"}
     load0 = os.getloadavg()
@@ -82,6 +115,7 @@ def sweep(executor: str, out: Path) -> dict:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--tasks", type=int, default=200)
+    ap.add_argument("--pairs", type=int, default=4, help="alternating local / Ray timings of one network")
     ap.add_argument("--markdown-only", action="store_true", help="rewrite ray.md from ray.json, measuring nothing")
     args = ap.parse_args(argv)
     if args.markdown_only:
@@ -91,9 +125,11 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="edgenas-raybench-") as tmp:
         runs = [sweep("local", Path(tmp) / "local"), sweep("ray", Path(tmp) / "ray")]
     ov = overhead(args.tasks)
+    inter = interleaved(args.pairs)
     same = [r[:2] for r in runs[0]["results"]] == [r[:2] for r in runs[1]["results"]]
     res = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cores": os.cpu_count(), "sweeps": runs,
-           "same_trials_and_accuracies": same, "overhead": ov, "sweep_flags": SWEEP}
+           "same_trials_and_accuracies": same, "overhead": ov, "interleaved": inter,
+           "sweep_flags": SWEEP}
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "ray.json").write_text(json.dumps(res, indent=2) + "\n")
     (OUT / "ray.md").write_text(markdown(res))
@@ -108,8 +144,8 @@ def markdown(r: dict) -> str:
     lines = [
         "# Ray overhead on this machine", "",
         f"{r['date']}, {r['cores']} cores, `python benchmarks/ray_overhead.py`. Load averages (1/5/15 min) are "
-        "recorded beside each run: other sessions' processes shared these cores, so wall times are noisy "
-        "and a quiet re-run may replace them.", "",
+        "recorded beside each run (on 2 cores, anything above about 1 means other processes shared them, and "
+        "wall times are noisy).", "",
         "## A 6-trial sweep (1 target x 3 seeds x spos, random; each chosen network measured)", "",
         "Both with the default `--trial-threads 1` (every trial one torch thread wherever it runs): local runs "
         "the trials one after another, Ray two at a time on the two cores; measurements one at a time on both.", "",
@@ -118,7 +154,7 @@ def markdown(r: dict) -> str:
         f"| ray (one-machine, started by the command) | {ra['wall_s']:.1f} | {ra['trials']} | "
         f"{la(ra['load_before'])} | {la(ra['load_after'])} |", "",
         f"Ray / local: {ra['wall_s'] / lo['wall_s']:.2f}x (Ray's time includes starting a one-machine Ray inside the "
-        "command; with a load average near 6 on 2 cores the second core was seldom free for the second trial). "
+        "command, and on 2 cores the second trial competes with Ray's own processes). "
         f"Same trials and test accuracies on both: "
         f"{'yes' if r['same_trials_and_accuracies'] else 'NO'} (measured latencies differ by the protocol's noise: "
         "the measurements are separate runs).", "",
@@ -127,8 +163,23 @@ def markdown(r: dict) -> str:
         lines.append(f"| {a[0]} | {100 * a[1]:.2f}% | {a[2]:.3f} | {100 * b[1]:.2f}% | {b[2]:.3f} |")
     diffs = sorted(abs(b[2] / a[2] - 1) for a, b in zip(lo["results"], ra["results"]))
     lines += ["", f"The same networks timed under Ray and locally differ by {100 * diffs[len(diffs) // 2]:.0f}% "
-              f"(median; at most {100 * diffs[-1]:.0f}%), the noise between two measurement runs on this loaded "
-              "machine: both are the same protocol in a fresh process on the same cores."]
+              f"(median; at most {100 * diffs[-1]:.0f}%), each network timed once per executor, in "
+              "separate runs minutes apart."]
+    it = r.get("interleaved")
+    if it:
+        import statistics as st
+
+        lo_m, ra_m = st.median(it["local"]), st.median(it["ray"])
+        fmt = lambda xs: ", ".join(f"{x:.2f}" for x in xs)  # noqa: E731
+        lines += ["", "## Measurement under Ray vs in-process (interleaved)", "",
+                  f"One proxyless/small network's ratio to the reference op on onnxruntime (the quantity measured ms "
+                  f"is made of), timed {it['pairs']} times in this process and {it['pairs']} times in a Ray task "
+                  "holding `device:x86-64-host`, alternately:", "",
+                  f"- in-process: {fmt(it['local'])} (median {lo_m:.2f})",
+                  f"- Ray task: {fmt(it['ray'])} (median {ra_m:.2f})", "",
+                  f"Ray / in-process medians: {ra_m / lo_m:.3f}; spread of one executor's own timings: "
+                  f"{100 * (max(it['local']) / min(it['local']) - 1):.0f}% in-process, "
+                  f"{100 * (max(it['ray']) / min(it['ray']) - 1):.0f}% on Ray."]
     lines += ["", "## Per-task overhead", "",
               f"{ov['tasks']} empty tasks after a warm-up: {ov['ray_s']:.2f} s on Ray vs {ov['local_s'] * 1000:.2f} ms "
               f"in-process: **{ov['per_task_ms']:.2f} ms per task** (submit, schedule, run on a warm worker, return). "
