@@ -99,6 +99,8 @@ def read_bounded(path, what: str) -> str:
         raise InputError(f"{what} {path} is a directory, not a file") from None
     except UnicodeDecodeError:
         raise InputError(f"{what} {path} is not UTF-8 text") from None
+    except OSError as e:  # permissions, I/O errors: still one line, never a traceback
+        raise InputError(f"cannot read {what} {path}: {e.strerror or e}") from None
 
 
 def load_json_text(text: str, where: str, fix: str = "", allow_nan: bool = True):

@@ -105,13 +105,10 @@ def _refuse(path, bad: list[tuple[int, str]]):
 
 
 def read_generic_csv(path, space: str | None = None) -> MeasurementSet:
+    from edgenas.schemas import read_bounded
+
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"no such measurements file: {path}")
-    try:
-        text = path.read_text()
-    except (OSError, UnicodeDecodeError) as e:
-        raise InputError(f"cannot read {path}: {e}") from None
+    text = read_bounded(path, "measurements file")
     reader = csv.reader(io.StringIO(text))
     header = next(reader, None)
     if not header or [h.strip() for h in header[:2]] != ["genotype", "latency_ms"]:
