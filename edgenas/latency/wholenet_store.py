@@ -34,10 +34,9 @@ class WholeNetStore:
         p = self.store.readable(self.path(device, backend))
         if not p.is_file():
             return {}
-        try:
-            d = json.loads(p.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise InputError(f"{p} is not a readable whole-network model file ({e}); delete it and refit") from None
+        from edgenas.schemas import load_json_file
+
+        d = load_json_file(p, "whole-network model file", "delete it and refit")
         models = d.get("models") if isinstance(d, dict) else None
         if not isinstance(d, dict) or d.get("format") != "edgenas.wholenet-models" or not isinstance(models, dict) \
                 or not all(isinstance(e, dict) and isinstance(e.get("model"), dict)
