@@ -19,6 +19,7 @@ import yaml
 
 from edgenas.errors import DeviceError
 from edgenas.paths import profiles_root
+from edgenas.quant.precision import PRECISIONS
 
 KINDS = ("host", "board", "phone", "gpu-server")
 REACH = ("local", "ssh", "bundle", "published")
@@ -151,8 +152,9 @@ def parse_profile(data, path: Path) -> DeviceProfile:
             raise _err(path, f"'backends.{bname}.threads' must be a positive integer, got {threads!r}")
         precisions = b.get("precisions", ["fp32"])
         precisions = tuple(precisions) if isinstance(precisions, list) else ()
-        if not precisions or any(p not in ("fp32", "fp16") for p in precisions):
-            raise _err(path, f"'backends.{bname}.precisions' must list fp32 and/or fp16, got {list(precisions)!r}")
+        if not precisions or any(p not in PRECISIONS for p in precisions):
+            raise _err(path, f"'backends.{bname}.precisions' must list some of {', '.join(PRECISIONS)}, "
+                             f"got {list(precisions)!r}")
         specs[bname] = BackendSpec(bname, threads, precisions)
     detect = data.get("detect") or {}
     if not isinstance(detect, dict) or any(k not in DETECT_KEYS for k in detect):

@@ -194,7 +194,7 @@ from edgenas.ops.spec import (MAX_CHANNELS, MAX_EXPAND, MAX_HW, MAX_KERNEL, MAX_
 
 class BackendEntry(_Strict):
     threads: Annotated[int, Field(strict=True, ge=1, le=1024)] = 1
-    precisions: Annotated[list[Literal["fp32", "fp16"]], Field(min_length=1)] = ["fp32"]
+    precisions: Annotated[list[Literal["fp32", "fp16", "int8"]], Field(min_length=1)] = ["fp32"]
 
 
 class DeviceProfileFile(_Strict):

@@ -56,6 +56,9 @@ class Backend(ABC):
     runner_runtime: ClassVar[str | None] = None
 
     def __init__(self, threads: int = 1, precision: str = "fp32", **options):
+        from edgenas.quant.precision import check_precision
+
+        check_precision(precision)
         if precision not in self.precisions:
             raise InputError(f"backend {self.name!r} supports precision {', '.join(self.precisions)}, not {precision!r}")
         if not isinstance(threads, int) or threads < 1:
@@ -63,6 +66,15 @@ class Backend(ABC):
         self.threads = threads if self.uses_threads else 1
         self.precision = precision
         self.options = options
+        #: data a static int8 quantizer calibrates on; None: ``calibration_for`` makes
+        #: representative inputs (single ops). Whole-network exports set real images here.
+        self.calibration = None
+
+    def calibration_for(self, input_shape):
+        """The CalibrationSet an int8 export of an input of ``input_shape`` calibrates on."""
+        from edgenas.quant.calibration import representative
+
+        return self.calibration if self.calibration is not None else representative(input_shape)
 
     # ---- availability --------------------------------------------------------------
     @classmethod
@@ -119,7 +131,10 @@ class Backend(ABC):
         return path
 
     def artifact_id(self, cache_key: str, input_shape) -> str:
-        text = "|".join([self.name, self.precision, self.converter_version(), cache_key, "x".join(map(str, input_shape))])
+        parts = [self.name, self.precision, self.converter_version(), cache_key, "x".join(map(str, input_shape))]
+        if self.precision == "int8":  # a static quantizer's artifact depends on its calibration data
+            parts.append(self.calibration_for(input_shape).fingerprint())
+        text = "|".join(parts)
         return hashlib.sha256(text.encode()).hexdigest()[:24]
 
     def converter_version(self) -> str:
