@@ -186,6 +186,10 @@ def test_search_run_resumes_after_interruption(tmp_path):
     steps = [int(line.split(",")[0]) for line in log[1:] if ",search," in line]
     assert steps == list(range(1, 25))  # every step once: resumed from step 12, none repeated
     assert summary["steps_run"] == 24 and not (out / "checkpoint.pt").exists()
+    # stage times survive the interruption: the search stage holds both halves, and no stage is lost
+    stages = summary["stage_s"]
+    assert set(stages) == {"search", "rank candidates", "retrain", "measure"}, stages
+    assert 0 < sum(stages.values()) <= summary["elapsed_s"] + 0.5
     for name in ("genotype.json", "weights.safetensors", "candidates.csv", "pareto.png", "summary.md"):
         assert (out / name).exists(), name
     g = json.loads((out / "genotype.json").read_text())

@@ -15,6 +15,7 @@ where it stopped (``resume=True``). The run directory holds:
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -212,10 +213,11 @@ def run_search(cfg: SearchConfig, out: Path, resume: bool = False, on_progress: 
         _search_stage(st, on_progress)
     top = pick_top(st.cands, cfg.target_ms, ctx.budget.top_k)
     _retrain_stage(st, cfg, top, executor, on_progress)
-    measured_note = _measure(cfg, ctx, predictor, top, st.retrained, run, on_progress) if cfg.measure else \
-        "not measured (--no-measure)"
+    with st.timed("measure"):
+        measured_note = _measure(cfg, ctx, predictor, top, st.retrained, run, on_progress) if cfg.measure else \
+            "not measured (--no-measure)"
     summary = _finish(cfg, ctx, predictor, strategy, st.cands, top, st.retrained, run, log_rows, measured_note,
-                      st.elapsed())
+                      st.elapsed(), st.stage_s)
     run.file("checkpoint.pt").unlink(missing_ok=True)
     return summary
 
@@ -251,6 +253,15 @@ class _RunState:
         self.run, self.strategy, self.ctx, self.log_rows = run, strategy, ctx, log_rows
         self.phase, self.retrained, self.cands, self.elapsed0 = "search", [], None, 0.0
         self.t0 = time.perf_counter()
+        self.stage_s: dict[str, float] = {}  # wall seconds per stage, so a user sees where the time went
+
+    @contextlib.contextmanager
+    def timed(self, stage: str):
+        t = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.stage_s[stage] = round(self.stage_s.get(stage, 0.0) + time.perf_counter() - t, 2)
 
     def restore(self, state: dict | None) -> None:
         if not state:
@@ -264,6 +275,7 @@ class _RunState:
         self.log_rows[:] = state["log"]
         self.phase, self.retrained, self.cands = state["phase"], state["retrained"], state["candidates"]
         self.elapsed0 = state.get("elapsed_s", 0.0)
+        self.stage_s = dict(state.get("stage_s", {}))
 
     def elapsed(self) -> float:
         return self.elapsed0 + time.perf_counter() - self.t0
@@ -274,7 +286,8 @@ class _RunState:
             "strategy": self.strategy.state_dict(), "train_batches": ctx.train_batches.state_dict(),
             "arch_batches": ctx.arch_batches.state_dict(), "rng": ctx.rng.getstate(),
             "torch_rng": torch.get_rng_state(), "log": self.log_rows, "phase": self.phase,
-            "retrained": self.retrained, "candidates": self.cands, "elapsed_s": self.elapsed()})
+            "retrained": self.retrained, "candidates": self.cands, "elapsed_s": self.elapsed(),
+            "stage_s": self.stage_s})
         self.run.write_csv("search_log.csv", self.log_rows or [{"step": 0}])
 
 
@@ -283,7 +296,8 @@ def _search_stage(st: _RunState, on_progress) -> None:
     strategy, ctx, budget = st.strategy, st.ctx, st.ctx.budget
     every = max(10, budget.steps // 20)
     while strategy.step_count < budget.steps and not strategy.finished_early():
-        row = strategy.step(ctx)
+        with st.timed("search"):
+            row = strategy.step(ctx)
         if row:
             st.log_rows.append({"step": strategy.step_count, "phase": "search", **row})
         if on_progress:
@@ -295,8 +309,9 @@ def _search_stage(st: _RunState, on_progress) -> None:
     if on_progress:
         on_progress("rank candidates", 0, 1)
         ctx.progress = lambda done, total: on_progress("rank candidates", done, total)
-    cands = strategy.candidates(ctx)
-    st.cands = cands + repaired_candidates(ctx, cands, budget.top_k)
+    with st.timed("rank candidates"):
+        cands = strategy.candidates(ctx)
+        st.cands = cands + repaired_candidates(ctx, cands, budget.top_k)
     st.phase = "retrain"
     st.checkpoint()
 
@@ -307,8 +322,14 @@ def _retrain_stage(st: _RunState, cfg: SearchConfig, top: list[Candidate], execu
 
     from edgenas.executors.retrain import retrain_top
 
-    for i, weights, arch_acc, test_acc in retrain_top(executor, st.ctx, top, len(st.retrained),
-                                                      st.ctx.budget.retrain_epochs, cfg.seed, on_progress):
+    retrained = retrain_top(executor, st.ctx, top, len(st.retrained), st.ctx.budget.retrain_epochs, cfg.seed,
+                            on_progress)
+    while True:
+        with st.timed("retrain"):
+            item = next(retrained, None)
+        if item is None:
+            break
+        i, weights, arch_acc, test_acc = item
         save_file(weights, str(st.run.file(f"candidate{i}.safetensors")))
         st.retrained.append({"index": i, "arch_acc": arch_acc, "test_acc": test_acc, "measured_ms": None,
                              "measured_raw_ms": None})
@@ -349,7 +370,8 @@ def _measure(cfg, ctx, predictor, top, retrained, run, on_progress) -> str:
     return how
 
 
-def _finish(cfg, ctx, predictor, strategy, cands, top, retrained, run, log_rows, measured_note, elapsed) -> dict:
+def _finish(cfg, ctx, predictor, strategy, cands, top, retrained, run, log_rows, measured_note, elapsed,
+            stage_s) -> dict:
     from safetensors.torch import load_file, save_file
 
     target = cfg.target_ms
@@ -396,7 +418,7 @@ def _finish(cfg, ctx, predictor, strategy, cands, top, retrained, run, log_rows,
         "scale": getattr(predictor, "anchor", None) and predictor.anchor.as_dict(),
         "latency_model": getattr(predictor, "description", "op table"
                                  + (" (calibrated)" if predictor.calibration.calibrated else " (uncalibrated)")),
-        "elapsed_s": round(elapsed, 1), "torch_device": ctx.device,
+        "elapsed_s": round(elapsed, 1), "stage_s": dict(stage_s), "torch_device": ctx.device,
         "files": {"genotype": str(run.file("genotype.json")), "weights": str(run.file("weights.safetensors")),
                   "plot": str(plot), "candidates": str(run.file("candidates.csv")),
                   "log": str(run.file("search_log.csv")), "summary": str(run.file("summary.md"))},
@@ -450,7 +472,8 @@ def _markdown(s: dict) -> str:
              f"{s['data']['test']} test images)",
              f"- budget: {s['budget']['steps']} steps x batch {s['budget']['batch_size']}, top-{s['budget']['top_k']} "
              f"retrained {s['budget']['retrain_epochs']} epochs; ran {s['steps_run']} steps"
-             f"{' (stopped early)' if s['stopped_early'] else ''}; {s['elapsed_s']} s on {s['torch_device']}",
+             f"{' (stopped early)' if s['stopped_early'] else ''}; {s['elapsed_s']} s on {s['torch_device']}"
+             + (" (" + ", ".join(f"{k} {v:.0f} s" for k, v in s["stage_s"].items()) + ")" if s.get("stage_s") else ""),
              f"- candidates evaluated: {s['candidates_evaluated']} ({s['feasible_candidates']} predicted under target)",
              "", "| # | predicted ms | measured ms | raw median ms (this run) | proxy acc | arch-split acc | test acc |",
              "|---|---|---|---|---|---|---|"]
