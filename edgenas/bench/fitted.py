@@ -7,7 +7,8 @@ from there on), and the search sees only its predictions.
 
 **The margin for the model's error** is learned from the N measured networks and nothing else: each is
 predicted by a model fitted without it (K-fold cross-validation, same level and pruning), giving N
-held-out ratios r = measured / predicted. Read as a split-conformal calibration set, they say how likely
+held-out ratios r = measured / predicted. Read as a conformal calibration set (cross-validated, as in
+CV+), they say how likely
 an unmeasured network predicted at p ms is to meet a target T: P(feasible) = #{r_i <= T / p} / (N + 1)
 (``p_feasible``), and the conformal q-quantile of r (``quantile``) is the factor by which a search must
 tighten T so that a network it picks is feasible with probability >= q. The ratios are over whole
@@ -111,8 +112,8 @@ def verify_pick(codes, accuracy, p_feasible, measure, target_ms: float, k: int, 
     Each measurement goes to the candidate of largest P(feasible) x (accuracy - best verified accuracy);
     before any verified pick, the baseline is the most accurate candidate with P(feasible) >= ``coverage``
     (the pick the margin alone would make, and the fallback); when no candidate beats it, or one check is
-    left, the fallback itself is measured. ``same_as``: per code, the network whose measurement it shares (``Table.rep``); one
-    measurement settles every candidate sharing it."""
+    left, the fallback itself is measured. ``same_as``: per code, the network whose measurement it shares
+    (``Table.rep``); one measurement settles every candidate sharing it."""
     codes = np.asarray(codes)
     same_as = codes if same_as is None else np.asarray(same_as)
     acc, p = np.asarray(accuracy, dtype=float), np.asarray(p_feasible, dtype=float)
