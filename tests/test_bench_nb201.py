@@ -221,6 +221,17 @@ def test_cli_bench_on_csv_sources(cli, csvs, tmp_path):
     assert json.loads(out2)["strategies"] == r["strategies"]  # deterministic
 
 
+def test_cli_realistic_mode_reports_its_checks(cli, csvs):
+    args = ["bench", "nb201", "--latency", csvs / "lat.csv", "--accuracy", csvs / "acc.csv", "--target-quantile",
+            "0.25", "--strategies", "evolution", "--queries", "30", "--seeds", "2", "--fit-n", "60", "--verify-k", "4",
+            "--json"]
+    code, out, err = cli(*args)
+    assert code == 0, err
+    at = json.loads(out)["strategies"]["evolution"]["at"]["30"]
+    assert 1 <= at["measurements_max"] <= 4 and at["verified_share"] == 1.0 and at["feasible_share"] == 1.0
+    assert json.loads(cli(*args)[1]) == json.loads(out)  # deterministic for the seeds
+
+
 @pytest.mark.parametrize("args, message", [
     (["--latency", "hwnas:nokia-3310"], "unknown latency source"),
     (["--latency", "no/such.csv"], "unknown latency source"),
