@@ -237,6 +237,7 @@ def summarize(runs: list[RunResult], queries: int) -> dict:
     out["within_0.5_share"] = len(reached) / len(runs)
     out["within_0.5_median_queries"] = float(np.median(reached)) if reached else None
     out["margin_mean"] = float(np.mean([r.margin for r in runs]))
+    out["margin_per_seed"] = [round(float(r.margin), 4) for r in runs]  # the search target is target / margin
     out["no_pick_runs"] = sum(r.no_pick for r in runs)
     return out
 
