@@ -2,14 +2,17 @@
 
 For each of the four device/runtime rows and targets at the 10th/25th/50th latency percentile,
 every black-box strategy runs SEEDS times for 1,000 queries; the regret after 100 / 300 / 1,000
-queries is read off the same runs. Two latency modes: exact (the search sees the true latency)
-and realistic (--fit-n 100: an additive model fitted on 100 measured networks, with the safety
-margin of ``edgenas.bench.nb201``). Results are cached per (row, target, mode, strategy) in
-results/search_quality.json, so an interrupted run resumes; results/search_quality.md is
-rewritten from the cache each time.
+queries is read off the same runs. Latency modes: exact (the search sees the true latency) and
+realistic (``edgenas.bench.fitted``): ``fit100``, the model ``edgenas tables fit`` fits on 100 measured
+networks with the conformal 95% margin learned from their held-out error; ``fit100-verify10``, the
+same model exploring further and at most 10 candidates measured before the pick. The realistic
+settings were chosen on seeds 0-19; ``--seed0 1000`` reruns them on a fresh block of seeds.
+Results are cached per (row, target, mode, strategy, seed block) in results/search_quality.json,
+so an interrupted run resumes; results/search_quality.md is rewritten from the cache each time.
 
     python benchmarks/search_quality.py --hwnasbench PATH/TO/dataset.parquet [--seeds 20]
         [--strategies random,evolution,local,gp-ei,reinforce] [--modes exact,fit100,fit100-verify10]
+        [--seed0 1000]
 """
 
 from __future__ import annotations
@@ -18,6 +21,10 @@ import argparse
 import datetime
 import json
 import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    # one BLAS thread: the GP's small solves are 10x slower when threads fight over shared cores
+    os.environ.setdefault(_var, "1")
 import platform
 import sys
 import time
@@ -33,7 +40,9 @@ prefer_passive_openmp()  # before torch is imported (the REINFORCE controller), 
 ROWS = ["pi5-litert", "pi5-onnx", "pi5-torchmobile", "pixel-litert"]
 QUANTILES = [0.1, 0.25, 0.5]
 # mode -> (fit_n, verify_k, margin_quantile)
-MODES = {"exact": (0, 0, 0.95), "fit100": (100, 0, 0.95), "fit100-verify10": (100, 10, 0.5)}
+MODES = {"exact": (0, 0, 0.95), "fit100": (100, 0, 0.95), "fit100-verify10": (100, 10, 0.95)}
+# realistic entries computed before this method (the additive stand-in model) are recomputed
+METHOD = "tables-fit+conformal"
 CHECK = [100, 300, 1000]
 RESULTS = Path(__file__).resolve().parent / "results"
 CURVE_POINTS = np.unique(np.round(np.logspace(0, 3, 31)).astype(int))
@@ -47,48 +56,74 @@ def main(argv=None):
     ap.add_argument("--strategies", default="random,evolution,local,gp-ei,reinforce")
     ap.add_argument("--modes", default="exact,fit100")
     ap.add_argument("--rows", default=",".join(ROWS))
+    ap.add_argument("--seed0", type=int, default=0, help="first seed (0: the block the settings were tuned on)")
     ap.add_argument("--report-only", action="store_true")
     a = ap.parse_args(argv)
     import torch
 
     torch.set_num_threads(1)
     cache_path = RESULTS / "search_quality.json"
-    cache = json.loads(cache_path.read_text()) if cache_path.exists() else {"runs": {}}
+    cache = load_cache(cache_path)
     if not a.report_only:
         acc = sources.load_accuracy("hwnas:cifar100", a.hwnasbench)
         for row in a.rows.split(","):
-            table = nb201.Table(acc, sources.load_latency(f"hwnas:{row}", a.hwnasbench))
+            src = f"hwnas:{row}"
+            table = nb201.Table(acc, sources.load_latency(src, a.hwnasbench),
+                                sources.load_representatives(src, a.hwnasbench))
             for q in QUANTILES:
                 target = table.target_for_quantile(q)
                 for mode in a.modes.split(","):
                     for s in a.strategies.split(","):
-                        key = f"{row}|{q}|{mode}|{s}"
+                        key = f"{row}|{q}|{mode}|{s}" + (f"|{a.seed0}" if a.seed0 else "")
                         old = cache["runs"].get(key)
-                        if old and old["seeds"] >= a.seeds and old["queries"] >= a.queries:
+                        if old and old["seeds"] >= a.seeds and old["queries"] >= a.queries \
+                                and (mode == "exact" or old.get("method") == METHOD):
                             continue
                         t0 = time.time()
                         fit_n, verify_k, mq = MODES[mode]
                         res = nb201.run_bench(table, target, [s], a.queries, a.seeds, fit_n=fit_n,
-                                              margin_quantile=mq, verify_k=verify_k)
+                                              margin_quantile=mq, verify_k=verify_k, seed0=a.seed0)
                         curve = res.curves[s]
                         pts = CURVE_POINTS[CURVE_POINTS <= a.queries]
                         mean = np.nanmean(curve, axis=0)
                         half = 1.96 * np.nanstd(curve, axis=0) / np.sqrt(np.isfinite(curve).sum(0).clip(1))
-                        cache["runs"][key] = {
+                        entry = {
                             "row": row, "quantile": q, "mode": mode, "strategy": s, "target_ms": target,
+                            "seed0": a.seed0, **({"method": METHOD} if fit_n else {}),
                             "optimum": res.optimum, "optimum_arch": res.optimum_arch, "seeds": a.seeds,
                             "queries": a.queries, "summary": res.strategies[s], "seconds": round(time.time() - t0, 1),
                             "curve_q": pts.tolist(),
                             "curve_mean": [float(mean[i - 1]) for i in pts],
                             "curve_ci": [float(half[i - 1]) for i in pts]}
-                        cache["meta"] = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-                                         "machine": f"{platform.machine()} {platform.node()}, "
-                                                    f"{os.cpu_count()} cores (shared)", "python": sys.version.split()[0]}
-                        RESULTS.mkdir(exist_ok=True)
-                        cache_path.write_text(json.dumps(nb201_clean(cache), indent=1))
+                        meta = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+                                "machine": f"{platform.machine()} {platform.node()}, {os.cpu_count()} cores (shared)",
+                                "python": sys.version.split()[0]}
+                        cache = save_run(cache_path, key, entry, meta)
                         print(f"{key}: {cache['runs'][key]['summary']['at']['300']} "
                               f"({cache['runs'][key]['seconds']} s)", flush=True)
-    write_report(cache)
+    write_report(load_cache(cache_path))
+
+
+def load_cache(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.exists() else {"runs": {}}
+
+
+def save_run(path: Path, key: str, entry: dict, meta: dict) -> dict:
+    """Merge one result into the cache file under a lock, re-reading it first: several runs of this script
+    (e.g. one per seed block) may share the file."""
+    import fcntl
+    import tempfile
+
+    path.parent.mkdir(exist_ok=True)
+    with open(Path(tempfile.gettempdir()) / "edgenas-search_quality.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        cache = load_cache(path)
+        cache["runs"][key] = entry
+        cache["meta"] = meta
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(nb201_clean(cache), indent=1))
+        tmp.replace(path)
+    return cache
 
 
 def nb201_clean(obj):
@@ -103,6 +138,55 @@ def _fmt(v, std=None):
     return f"{v:.2f}" if std is None else f"{v:.2f} ± {std:.2f}"
 
 
+def _sections(runs):
+    """(mode, seed0) pairs present, exact first, tuning block before the fresh one."""
+    have = {(r["mode"], r.get("seed0", 0)) for r in runs.values()}
+    return [(m, s0) for m in MODES for s0 in sorted({s0 for mm, s0 in have if mm == m})]
+
+
+def _get(runs, row, q, mode, s, seed0):
+    return runs.get(f"{row}|{q}|{mode}|{s}" + (f"|{seed0}" if seed0 else ""))
+
+
+def _seeds(seed0, n):
+    return f"seeds {seed0}-{seed0 + n - 1}"
+
+
+TITLES = {"exact": "Exact latency",
+          "fit100": "Realistic: `--fit-n 100`, margin = conformal 95% quantile of held-out ratios, no check",
+          "fit100-verify10": "Realistic + check: `--fit-n 100 --verify-k 10` (at most 10 candidates measured "
+                             "before the pick)"}
+
+METHOD_TEXT = (
+    "*Realistic modes* (`edgenas.bench.fitted`). Per seed, 100 random distinct networks are measured (their "
+    "table latency) and the model `edgenas tables fit` fits is fitted on them (`fit_wholenet` defaults: at 100 "
+    "networks the additive model over executed edges, dead-edge pruning chosen by CV); the search sees only its "
+    "predictions. **Margin**: each of the 100 networks is predicted by a model fitted without it (5-fold, same "
+    "level and pruning); the 100 held-out ratios measured/predicted are a split-conformal calibration set, and "
+    "nothing else is looked at. *fit100* divides the target by their conformal 95% quantile (the 96th smallest "
+    "of 100; `margin` column, mean over seeds). *fit100-verify10* lets the search explore up to target / their "
+    "conformal {explore:.0%} quantile (the 5th smallest: every network with at least a {explore:.0%} chance of "
+    "being feasible; see *Tuning* below), then measures at most 10 queried "
+    "candidates, each time the one with the largest P(feasible) x (accuracy - best verified accuracy), where "
+    "P(feasible) = #{{ratios <= target / predicted}} / 101, and picks the most accurate one whose measurement "
+    "meets the target. `meas` = extra measurements at 300 queries, mean (max); `verified` = share of picks that "
+    "met the target on their own measurement (the others fall back to the most accurate candidate with "
+    "P(feasible) >= 95%). HW-NAS-Bench-360 measured one network per NAS-Bench-201 isomorphism class and gives "
+    "that latency to all 15,625 members (`rep_arch_idx`), even where a member runs other ops; the model "
+    "therefore predicts each architecture as its representative, and one measurement settles every candidate "
+    "of a class.")
+
+TUNING_TEXT = (
+    "*Tuning* (the only setting chosen by looking at results): the verify mode's exploration quantile, among "
+    "1%, 5% and 25%, on seeds 0-9 (300 queries, k = 10, 12 cells, before two refinements of the check's "
+    "fallback). Mean regret@300 over the 12 cells / worst cell / cells ≤ 0.5: gp-ei 0.92 / 7.69 / 9, "
+    "**0.16 / 0.81 / 11**, 0.25 / 0.60 / 10; evolution 0.36 / 0.67 / 9, 0.46 / 1.06 / 7, 0.58 / 1.00 / 5; "
+    "random 0.85, 0.87, 0.86. 1% lets the search fill the top of its list with networks the model "
+    "under-predicts (gp-ei's worst cell, Pixel 10th, averages one seed far off); 25% cuts the "
+    "optimum off more often. The 95% coverage of the no-check margin and k = 10 were fixed beforehand. "
+    "The tables below rerun everything on seeds 0-19 and on the fresh block 1000-1019.")
+
+
 def write_report(cache):
     runs = cache["runs"]
     strategies = sorted({r["strategy"] for r in runs.values()}, key=lambda s: (s != "random", s))
@@ -115,24 +199,21 @@ def write_report(cache):
              "after q queries is the most accurate architecture queried so far. Targets are the 10/25/50th "
              "percentiles of true latency over connected architectures. `feas` = share of picks whose *true* "
              "latency meets the target. `q≤0.5` = median queries until a feasible pick within 0.5 points "
-             "(share of seeds that got there). *fit100*: the search sees only an additive latency model fitted "
-             "on 100 random measured networks and a target tightened by the 95th percentile of the model's "
-             "5-fold CV ratio true/predicted (`margin`).", ""]
-    titles = {"exact": "Exact latency",
-              "fit100": "Realistic: latency model fitted on 100 nets (--fit-n 100), margin = CV 95th pct",
-              "fit100-verify10": "Realistic + check: --fit-n 100 --verify-k 10 (top 10 measured before the pick), "
-                                 "margin = median CV ratio"}
-    for mode in MODES:
-        mode_runs = [r for r in runs.values() if r["mode"] == mode]
-        if not mode_runs:
-            continue
-        lines += [f"## {titles[mode]}", "",
-                  "| row | target ms (pct) | optimum % | strategy | seeds | regret@100 | regret@300 | regret@1000 | feas@300 | q≤0.5 | margin |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "(share of seeds that got there).", "", METHOD_TEXT.format(explore=nb201.EXPLORE), "", TUNING_TEXT, ""]
+    for mode, seed0 in _sections(runs):
+        sec = [r for r in runs.values() if r["mode"] == mode and r.get("seed0", 0) == seed0]
+        n = max(r["seeds"] for r in sec)
+        block = "" if mode == "exact" else (f", {_seeds(seed0, n)}" +
+                                            (" (tuned on)" if seed0 == 0 else " (fresh, not tuned on)"))
+        check = mode.endswith("verify10")
+        lines += [f"## {TITLES[mode]}{block}", "",
+                  "| row | target ms (pct) | optimum % | strategy | seeds | regret@100 | regret@300 | regret@1000 | "
+                  "feas@300 | q≤0.5 | margin |" + (" meas@300 | verified@300 |" if check else ""),
+                  "|---|---|---|---|---|---|---|---|---|---|---|" + ("---|---|" if check else "")]
         for row in ROWS:
             for q in QUANTILES:
                 for s in strategies:
-                    r = runs.get(f"{row}|{q}|{mode}|{s}")
+                    r = _get(runs, row, q, mode, s, seed0)
                     if not r:
                         continue
                     at = r["summary"]["at"]
@@ -141,10 +222,12 @@ def write_report(cache):
                     med = r["summary"]["within_0.5_median_queries"]
                     within = f"{med:.0f} ({100 * r['summary']['within_0.5_share']:.0f}%)" if med else \
                         f"never ({100 * r['summary']['within_0.5_share']:.0f}%)"
-                    feas = at.get("300", {}).get("feasible_share")
+                    a300 = at.get("300", {})
+                    extra = (f" {a300.get('measurements_mean', 0):.1f} ({a300.get('measurements_max', 0)}) | "
+                             f"{100 * a300.get('verified_share', 0):.0f}% |") if check else ""
                     lines.append(f"| {row} | {r['target_ms']:.3f} ({int(100 * q)}th) | {r['optimum']:.2f} | {s} | "
-                                 f"{r['seeds']} | {' | '.join(cells)} | {100 * feas:.0f}% | {within} | "
-                                 f"{r['summary']['margin_mean']:.2f} |")
+                                 f"{r['seeds']} | {' | '.join(cells)} | {100 * a300['feasible_share']:.0f}% | "
+                                 f"{within} | {r['summary']['margin_mean']:.3f} |{extra}")
         lines.append("")
     lines += verdict(runs, strategies)
     (RESULTS / "search_quality.md").write_text("\n".join(lines) + "\n")
@@ -152,17 +235,24 @@ def write_report(cache):
 
 
 def verdict(runs, strategies):
-    out = ["## Against the issue's bar", ""]
-    for mode in MODES:
+    out = ["## Against the issue's bar", "",
+           "Exact: best mean regret at 300 ≤ 0.3 and beats random by more than the spread. Realistic: the best "
+           "strategy at 300 (lowest mean regret among those with ≥ 95% feasible picks) has regret ≤ 0.5.", ""]
+    tally = []
+    for mode, seed0 in _sections(runs):
+        met_cells = cells = 0
         for row in ROWS:
             for q in QUANTILES:
-                rs = {s: runs.get(f"{row}|{q}|{mode}|{s}") for s in strategies}
+                rs = {s: _get(runs, row, q, mode, s, seed0) for s in strategies}
                 rs = {s: r for s, r in rs.items() if r and r["summary"]["at"]["300"]["regret_mean"] is not None}
                 if not rs:
                     continue
-                best = min(rs, key=lambda s: rs[s]["summary"]["at"]["300"]["regret_mean"])
+                ok = {s: r for s, r in rs.items() if r["summary"]["at"]["300"]["feasible_share"] >= 0.95}
+                pool = ok if mode != "exact" and ok else rs
+                best = min(pool, key=lambda s: pool[s]["summary"]["at"]["300"]["regret_mean"])
                 b = rs[best]["summary"]["at"]["300"]
-                text = f"- {mode} {row} {int(100 * q)}th: best@300 **{best}** {b['regret_mean']:.2f}"
+                tag = mode + (f" (seeds from {seed0})" if seed0 else "")
+                text = f"- {tag} {row} {int(100 * q)}th: best@300 **{best}** {b['regret_mean']:.2f}"
                 if "random" in rs and best != "random":
                     rnd = rs["random"]["summary"]["at"]["300"]
                     gap = rnd["regret_mean"] - b["regret_mean"]
@@ -170,8 +260,15 @@ def verdict(runs, strategies):
                     text += f" vs random {rnd['regret_mean']:.2f} (gap {gap:.2f}, larger std {spread:.2f}: " \
                             f"{'beats by more than the spread' if gap > spread else 'NOT beyond the spread'})"
                 text += f"; feasible {100 * b['feasible_share']:.0f}%"
+                if mode != "exact":
+                    met = b["feasible_share"] >= 0.95 and b["regret_mean"] <= 0.5
+                    text += f": {'met' if met else 'NOT met'}"
+                    met_cells, cells = met_cells + met, cells + 1
                 out.append(text)
-    return out + [""]
+        if cells:
+            tally.append(f"- **{mode}, {_seeds(seed0, max(r['seeds'] for r in runs.values() if r['mode'] == mode))}"
+                         f": met on {met_cells} of {cells} cells**")
+    return out[:4] + tally + [""] + out[4:] + [""]
 
 
 def plot(runs, strategies):
@@ -180,15 +277,13 @@ def plot(runs, strategies):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    for mode in MODES:
-        if not any(r["mode"] == mode for r in runs.values()):
-            continue
+    for mode, seed0 in _sections(runs):
         fig, axes = plt.subplots(len(ROWS), len(QUANTILES), figsize=(12, 12), sharex=True)
         for i, row in enumerate(ROWS):
             for j, q in enumerate(QUANTILES):
                 ax = axes[i][j]
                 for s in strategies:
-                    r = runs.get(f"{row}|{q}|{mode}|{s}")
+                    r = _get(runs, row, q, mode, s, seed0)
                     if not r:
                         continue
                     x, m, h = np.array(r["curve_q"]), np.array(r["curve_mean"], float), np.array(r["curve_ci"], float)
@@ -204,7 +299,7 @@ def plot(runs, strategies):
                     ax.set_ylabel("regret (points)")
         axes[0][0].legend(fontsize=7, title="mean, 95% CI", title_fontsize=7)
         fig.tight_layout()
-        fig.savefig(RESULTS / f"search_quality_{mode}.png", dpi=80)
+        fig.savefig(RESULTS / f"search_quality_{mode}{f'-s{seed0}' if seed0 else ''}.png", dpi=80)
         plt.close(fig)
 
 

@@ -14,7 +14,7 @@ import pytest
 from edgenas.bench import nb201
 from edgenas.spaces import nb201_arch as enc
 from edgenas.bench import sources
-from edgenas.bench.latency_model import AdditiveLatencyModel
+from edgenas.bench import fitted
 from edgenas.errors import GenotypeError
 from edgenas.search.blackbox import Problem, create_blackbox, list_blackbox, run_blackbox
 
@@ -103,22 +103,79 @@ def test_run_blackbox_rejects_an_infeasible_ask():
         run_blackbox(Cheat(problem), lambda a: 1.0, 5)
 
 
-def test_additive_model_recovers_additive_latency(table):
-    archs = enc.all_archs()
-    cost = np.array([0.0, 0.05, 0.4, 1.0, 0.2])
-    lat = 0.3 + (cost[archs] * enc.all_live()).sum(1)
-    idx = np.random.default_rng(0).choice(len(archs), 100, replace=False)
-    pred = AdditiveLatencyModel(ridge=1e-9).fit(archs[idx], lat[idx]).predict(archs)
-    assert np.abs(pred - lat).max() < 1e-3
-
-
-def test_fit_mode_tightens_the_target(table):
+def test_fit_mode_uses_the_tables_fit_model_and_a_conformal_margin(table):
     target = table.target_for_quantile(0.25)
     s = nb201.make_setting(table, target, fit_n=100, seed=3)
-    assert s.margin >= 1.0 and s.search_target == pytest.approx(target / s.margin)
-    assert nb201.make_setting(table, target, fit_n=100, seed=3).margin == s.margin  # seeded
-    res = nb201.run_bench(table, target, ["evolution"], 50, 2, fit_n=100)
-    assert res.strategies["evolution"]["at"]["50"]["feasible_share"] >= 0.5
+    fit = s.fit
+    assert fit.model.startswith("additive/")  # what `edgenas tables fit` fits from 100 networks
+    assert len(fit.measured) == len(set(fit.measured)) == 100 and len(fit.ratios) == 100
+    # the margin is the conformal 95% rank of the 100 held-out ratios: the 96th smallest
+    assert s.margin == pytest.approx(max(1.0, fit.ratios[95])) and s.search_target == pytest.approx(target / s.margin)
+    assert fit.p_feasible([target / fit.ratios[95]], target)[0] == pytest.approx(96 / 101)
+    # the synthetic latency is additive over live edges up to +-5%: the model is close, the margin small
+    assert 1.0 <= s.margin < 1.1
+
+
+def test_margin_sees_only_the_fitted_networks(table):
+    """Changing the latency of every network the team did not measure changes nothing the search sees."""
+    fit = table.fitted(60, seed=5)
+    lat = table.latency.copy()
+    others = np.setdiff1d(np.arange(enc.N_ARCHS), fit.measured)
+    lat[others] *= np.random.default_rng(0).uniform(0.5, 2.0, len(others))
+    other = nb201.Table(table.accuracy, lat).fitted(60, seed=5)
+    assert np.array_equal(other.measured, fit.measured)
+    assert np.array_equal(other.ratios, fit.ratios) and np.array_equal(other.predicted, fit.predicted)
+
+
+def test_fit_mode_is_deterministic_for_a_seed(table):
+    target = table.target_for_quantile(0.25)
+    runs = [nb201.run_bench(table, target, ["evolution"], 60, 2, fit_n=80, seed0=s, verify_k=5)
+            for s in (0, 0, 7)]
+    assert runs[0].strategies == runs[1].strategies and np.array_equal(runs[0].curves["evolution"],
+                                                                       runs[1].curves["evolution"], equal_nan=True)
+    assert not np.array_equal(runs[0].curves["evolution"], runs[2].curves["evolution"], equal_nan=True)
+
+
+def test_verified_picks_are_feasible_on_their_measurement():
+    """A table the additive model gets wrong (latency x0.7-1.4 per network): picks the check verified meet
+    the target, even where the model alone would not."""
+    acc, lat = synthetic_table(1)
+    lat = lat * np.random.default_rng(1).uniform(0.7, 1.4, len(lat))
+    table = nb201.Table(acc, lat)
+    target = table.target_for_quantile(0.25)
+    optimum = table.optimum(target)[1]
+    for seed in range(4):
+        r = nb201.run_one(table, "evolution", target, 150, seed, fit_n=100, optimum=optimum, verify_k=10)
+        assert r.verified.any() and r.measured.max() <= 10
+        assert np.all(r.feasible[r.verified])  # measured = true latency here
+        assert np.all(r.regret[r.verified] >= -1e-9)  # a feasible pick never beats the optimum
+
+
+def test_verify_pick_measures_the_best_gain_and_never_falls_back_on_a_failed_measurement():
+    lat = {10: 1.2, 11: 0.9, 12: 0.8, 13: 0.5}
+    measured = []
+
+    def measure(c):
+        measured.append(c)
+        return lat[c]
+
+    codes, acc, p = [10, 11, 12, 13], [80.0, 75.0, 70.0, 60.0], [0.5, 0.5, 0.97, 0.99]
+    v = fitted.verify_pick(codes, acc, p, measure, 1.0, k=10, coverage=0.95)
+    # baseline 70 (12 is safe): gains 10 x 0.5 = 5 for 10, 2.5 for 11; 10 fails, 11 passes, nothing beats 75
+    assert (v.code, v.verified, v.measurements) == (11, True, 2) and measured == [10, 11]
+    measured.clear()
+    v = fitted.verify_pick(codes, acc, p, measure, 0.85, k=1, coverage=0.95)
+    assert (v.code, v.verified, measured) == (12, True, [12])  # one check, nothing verified: it checks the fallback
+    measured.clear()
+    v = fitted.verify_pick(codes, acc, p, measure, 0.7, k=2, coverage=0.95)
+    # 10 fails, then the fallback 12 fails too: out of checks, the next safe one (13), unverified
+    assert (v.code, v.verified, measured) == (13, False, [10, 12])
+    measured.clear()
+    v = fitted.verify_pick([12, 13], [70.0, 60.0], [0.97, 0.99], measure, 0.6, k=2, coverage=0.95)
+    # no candidate beats the safe baseline: the fallback 12 is measured (fails), then the next safe one (passes)
+    assert (v.code, v.verified, measured) == (13, True, [12, 13])
+    v = fitted.verify_pick([12], [70.0], [0.97], measure, 0.6, k=3, coverage=0.95)
+    assert v.code is None and not v.verified  # measured over the target: never picked anyway
 
 
 def test_verify_k_picks_the_best_measured_feasible(table):
@@ -130,10 +187,12 @@ def test_verify_k_picks_the_best_measured_feasible(table):
     acc = {c: a for c, a in zip(slow + fast, [90.0, 89.0, 88.0, 50.0, 49.0, 48.0])}
     trace = Trace([(enc.from_code(c), a) for c, a in acc.items()])
     opt = table.optimum(target)[1]
+    setting = nb201.make_setting(table, target, fit_n=100, seed=0, verify_k=4)
     plain = nb201.score(table, trace, 6, target, opt)
-    checked = nb201.score(table, trace, 6, target, opt, verify_k=4)
-    assert not plain.feasible[-1] and checked.feasible[-1]
+    checked = nb201.score(table, trace, 6, target, opt, verify_k=4, setting=setting)
+    assert not plain.feasible[-1] and checked.feasible[-1] and checked.verified[-1]
     assert checked.regret[-1] == pytest.approx(opt - table.accuracy[fast[0]])
+    assert 1 <= checked.measured[-1] <= 4
 
 
 # ---- CLI with the generic CSV sources ------------------------------------------------------
@@ -162,12 +221,25 @@ def test_cli_bench_on_csv_sources(cli, csvs, tmp_path):
     assert json.loads(out2)["strategies"] == r["strategies"]  # deterministic
 
 
+def test_cli_realistic_mode_reports_its_checks(cli, csvs):
+    args = ["bench", "nb201", "--latency", csvs / "lat.csv", "--accuracy", csvs / "acc.csv", "--target-quantile",
+            "0.25", "--strategies", "evolution", "--queries", "30", "--seeds", "2", "--fit-n", "60", "--verify-k", "4",
+            "--json"]
+    code, out, err = cli(*args)
+    assert code == 0, err
+    at = json.loads(out)["strategies"]["evolution"]["at"]["30"]
+    assert 1 <= at["measurements_max"] <= 4 and at["verified_share"] == 1.0 and at["feasible_share"] == 1.0
+    assert json.loads(cli(*args)[1]) == json.loads(out)  # deterministic for the seeds
+
+
 @pytest.mark.parametrize("args, message", [
     (["--latency", "hwnas:nokia-3310"], "unknown latency source"),
     (["--latency", "no/such.csv"], "unknown latency source"),
     (["--target-ms", "0.01"], "no architecture is at or under"),
     (["--strategies", "magic"], "unknown strategy"),
     (["--latency", "hwnas:pi5-litert", "--hwnasbench", "/nonexistent"], "no HW-NAS-Bench-360"),
+    (["--verify-k", "3"], "give --fit-n too"),
+    (["--fit-n", "5"], "--fit-n must be between 10 and"),
 ])
 def test_cli_bad_input_is_one_line(cli, csvs, args, message):
     base = {"--latency": str(csvs / "lat.csv"), "--accuracy": str(csvs / "acc.csv"), "--target-ms": "2"}
@@ -201,6 +273,21 @@ def test_hwnasbench_pi5_litert_matches_the_issue_reference(shared_data):
     assert np.nanmax(table.accuracy) == pytest.approx(73.51, abs=0.01)
     res = nb201.run_bench(table, target, ["random", "local"], 100, 2)
     assert all(s["at"]["100"]["feasible_share"] == 1.0 for s in res.strategies.values())
+
+
+def test_hwnasbench_realistic_mode_measures_representatives(shared_data):
+    path = shared_data / "hwnasbench360" / "dataset.parquet"
+    rep = sources.load_representatives("hwnas:pi5-litert", path)
+    table = nb201.Table(sources.load_accuracy("hwnas:cifar100", path), sources.load_latency("hwnas:pi5-litert", path),
+                        rep)
+    assert len(np.unique(rep)) == 6466 and np.array_equal(table.latency, table.latency[rep])  # copies carry it
+    fit = table.fitted(100, seed=0)
+    assert np.all(rep[fit.measured] == fit.measured)  # the team measures distinct networks
+    assert 1.0 < fit.quantile(0.95) < 1.25  # the fitted model is within a few % on most held-out networks
+    target = table.target_for_quantile(0.25)
+    r = nb201.run_bench(table, target, ["random"], 100, 2, fit_n=100, verify_k=10)
+    at = r.strategies["random"]["at"]["100"]
+    assert at["feasible_share"] == 1.0 and at["verified_share"] == 1.0 and at["measurements_max"] <= 10
 
 
 def test_trained_evaluator_adapts_the_retrain_path(monkeypatch):

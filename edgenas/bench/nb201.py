@@ -9,15 +9,12 @@ architecture queried so far (every query is predicted feasible). Scores, on the 
 * feasible = the pick's true latency <= target;
 * queries to within 0.5 points: the first q whose pick is feasible with regret <= 0.5.
 
-Exact mode: the search sees the true latency. Realistic mode (``fit_n``): per seed, ``fit_n``
-random connected architectures are "measured" (their true latency), an ``AdditiveLatencyModel``
-is fitted on them and the search sees only its predictions, against a *tightened* target
-``target / r_q`` where ``r_q`` is the ``margin_quantile`` quantile (default 0.95) of the model's
-5-fold cross-validated ratios true/predicted on those measured networks (never below 1): the
-model is trusted only as far as its own held-out error says.
-
-Optionally (``verify_k``), the k most accurate queried architectures are measured before the
-pick (see ``score``); with that check a looser margin (the median CV ratio) is enough.
+Exact mode: the search sees the true latency. Realistic mode (``fit_n``, see ``edgenas.bench.fitted``):
+the search sees only the latency predicted by the model ``edgenas tables fit`` fits on ``fit_n`` measured
+networks, against a target tightened by a margin learned from those networks' held-out error: the
+conformal ``coverage`` quantile (default 0.95) of their ratios measured / predicted. With ``verify_k``,
+the team measures at most k of the queried candidates before it picks (a pick is then feasible on its
+own measurement), and the search may explore further (the margin is the ``explore`` quantile instead).
 
 Targets given as a quantile are quantiles of the true latency over the connected architectures
 of the table (the ~250-350 cells whose output is cut off by ``none`` edges measure ~0 ms and
@@ -32,22 +29,33 @@ import numpy as np
 
 from edgenas.spaces import nb201_arch as enc
 from edgenas.bench.evaluator import TabularEvaluator
-from edgenas.bench.latency_model import AdditiveLatencyModel, cv_ratio_errors
+from edgenas.bench.fitted import FittedLatency, fit_latency, verify_pick
 from edgenas.errors import InputError
 from edgenas.search.blackbox.base import Problem, create_blackbox, list_blackbox, run_blackbox
 
 WITHIN = 0.5
+# Verify mode: the search explores up to target / (this conformal quantile of the model's held-out ratios),
+# i.e. every network with at least this chance of being feasible. Chosen among 0.01, 0.05, 0.25 on seeds 0-9
+# (300 queries, k = 10, the 12 cells of benchmarks/search_quality.py): gp-ei's mean regret 0.92 / 0.16 / 0.25;
+# a wider search finds the optimum more often but fills the top of the queried list with networks the model
+# under-predicts, a narrower one cuts the optimum off.
+EXPLORE = 0.05
 
 
 @dataclass
 class Table:
     accuracy: np.ndarray  # over codes, NaN = missing
     latency: np.ndarray
+    # code of the network whose measurement ``latency`` holds (HW-NAS-Bench-360 measured one per
+    # isomorphism class); None: every architecture its own
+    rep: np.ndarray | None = None
 
     def __post_init__(self):
         self.valid = np.isfinite(self.accuracy) & np.isfinite(self.latency)
         if not self.valid.any():
             raise InputError("the accuracy and latency sources share no architecture")
+        self.rep = np.arange(enc.N_ARCHS) if self.rep is None else np.asarray(self.rep, dtype=np.int64)
+        self._fits: dict = {}
         self.archs = enc.all_archs()
         self.connected = enc.all_live().any(axis=1)
         self.features = enc.all_features()  # surrogate features
@@ -70,6 +78,13 @@ class Table:
         code = int(np.argmax(acc))
         return code, float(acc[code])
 
+    def fitted(self, fit_n: int, seed: int) -> FittedLatency:
+        """The realistic mode's model for a seed (fitted once per table: every strategy and target shares it)."""
+        key = (fit_n, seed)
+        if key not in self._fits:
+            self._fits[key] = fit_latency(self, fit_n, seed)
+        return self._fits[key]
+
 
 @dataclass
 class Setting:
@@ -77,26 +92,20 @@ class Setting:
 
     predicted: np.ndarray  # latency the search believes, over codes (inf: unknown)
     search_target: float
-    margin: float = 1.0  # r_q: the search target is target / margin
-    fit_n: int = 0
-    cv_ratios: np.ndarray | None = None
+    margin: float = 1.0  # the search target is target / margin
+    fit: FittedLatency | None = None
 
 
-def make_setting(table: Table, target_ms: float, fit_n: int = 0, seed: int = 0,
-                 margin_quantile: float = 0.95) -> Setting:
+def make_setting(table: Table, target_ms: float, fit_n: int = 0, seed: int = 0, coverage: float = 0.95,
+                 verify_k: int = 0, explore: float = EXPLORE) -> Setting:
+    """Exact: the true latency and target. Realistic: the fitted model's predictions and a target divided by
+    the conformal ``coverage`` quantile of its held-out ratios (never below 1), or with ``verify_k`` by the
+    ``explore`` quantile (the final measurements, not the margin, make the pick safe)."""
     if not fit_n:
         return Setting(np.where(table.valid, table.latency, np.inf), target_ms)
-    candidates = np.flatnonzero(table.valid & table.connected)
-    if fit_n < 10 or fit_n > len(candidates):
-        raise InputError(f"--fit-n must be between 10 and {len(candidates)}, got {fit_n}")
-    rng = np.random.default_rng(1_000_003 + seed)
-    measured = rng.choice(candidates, size=fit_n, replace=False)
-    archs, ms = table.archs[measured], table.latency[measured]
-    model = AdditiveLatencyModel().fit(archs, ms)
-    ratios = cv_ratio_errors(AdditiveLatencyModel, archs, ms, rng=rng)
-    margin = max(1.0, float(np.quantile(ratios, margin_quantile)))
-    predicted = np.where(table.valid, model.predict(table.archs), np.inf)
-    return Setting(predicted, target_ms / margin, margin, fit_n, ratios)
+    fit = table.fitted(fit_n, seed)
+    margin = fit.quantile(explore) if verify_k else max(1.0, fit.quantile(coverage))
+    return Setting(fit.predicted, target_ms / margin, margin, fit)
 
 
 def make_problem(table: Table, setting: Setting) -> Problem:
@@ -113,46 +122,63 @@ def make_problem(table: Table, setting: Setting) -> Problem:
 
 @dataclass
 class RunResult:
-    regret: np.ndarray  # per query count 1..Q (NaN before the first query)
+    regret: np.ndarray  # per query count 1..Q (NaN before the first query or without a pick)
     feasible: np.ndarray  # bool per query count
     within: int | None  # first query count with a feasible pick within 0.5 points
     margin: float = 1.0
     no_pick: bool = False  # realistic mode: nothing predicted under target / margin
+    measured: np.ndarray | None = None  # verify mode: extra measurements behind the pick, per query count
+    verified: np.ndarray | None = None  # verify mode: the pick met the target on its own measurement
 
 
-def score(table: Table, trace, queries: int, target_ms: float, optimum: float, verify_k: int = 0) -> RunResult:
+def score(table: Table, trace, queries: int, target_ms: float, optimum: float, verify_k: int = 0,
+          setting: Setting | None = None, coverage: float = 0.95) -> RunResult:
     """Regret and true feasibility of the pick after every query count.
 
-    ``verify_k`` > 0: before picking, the ``verify_k`` most accurate queried architectures are
-    *measured* on the device (their true latency; k measurements, as ``edgenas search`` measures
-    its retrained top-k) and the most accurate that meets the target is picked; when none does,
-    the most accurate one is (and counts as infeasible)."""
+    Without ``verify_k`` the pick is the most accurate architecture queried. With it (realistic mode,
+    ``setting.fit`` given), the pick after q queries is ``fitted.verify_pick`` over the first q queries:
+    at most ``verify_k`` of them measured (their table latency), the most accurate measured feasible one
+    picked; the measurements are counted per query count."""
     regret = np.full(queries, np.nan)
     feasible = np.zeros(queries, dtype=bool)
-    top: list[tuple[float, int]] = []  # (accuracy, code), most accurate first
-    keep = max(1, verify_k)
-    for i in range(queries):
-        if i < len(trace.queries):
-            arch, acc = trace.queries[i]
-            top.append((acc, enc.to_code(arch)))
-            top.sort(key=lambda t: -t[0])
-            del top[keep:]
-        if top:
-            code = top[0][1]
-            if verify_k:
-                ok = [c for _, c in top if table.latency[c] <= target_ms]
-                code = ok[0] if ok else code
-            regret[i] = optimum - table.accuracy[code]
-            feasible[i] = table.latency[code] <= target_ms
+    codes = np.array([enc.to_code(a) for a, _ in trace.queries[:queries]], dtype=np.int64)
+    accs = np.array([acc for _, acc in trace.queries[:queries]], dtype=float)
+    measured = verified = None
+    if verify_k:
+        fit = setting.fit
+        p = fit.p_feasible(fit.predicted[codes], target_ms) if len(codes) else np.zeros(0)
+        measured, verified = np.zeros(queries, dtype=int), np.zeros(queries, dtype=bool)
+        last = None
+        for i in range(queries):
+            n = min(i + 1, len(codes))
+            # a query with P(feasible) = 0 is never measured nor picked: the pick stands
+            if n and (last is None or (n != last[0] and p[n - 1] > 0)):
+                v = verify_pick(codes[:n], accs[:n], p[:n], lambda c: table.latency[c], target_ms, verify_k,
+                                coverage, table.rep[codes[:n]])
+                last = (n, v)
+            if last is None or last[1].code is None:
+                continue
+            v = last[1]
+            measured[i], verified[i] = v.measurements, v.verified
+            regret[i] = optimum - table.accuracy[v.code]
+            feasible[i] = table.latency[v.code] <= target_ms
+    else:
+        best = -1
+        for i in range(queries):
+            if i < len(codes) and (best < 0 or accs[i] > accs[best]):
+                best = i
+            if best >= 0:
+                regret[i] = optimum - table.accuracy[codes[best]]
+                feasible[i] = table.latency[codes[best]] <= target_ms
     ok = np.flatnonzero(feasible & (regret <= WITHIN + 1e-9))
-    return RunResult(regret, feasible, int(ok[0]) + 1 if len(ok) else None)
+    return RunResult(regret, feasible, int(ok[0]) + 1 if len(ok) else None, measured=measured, verified=verified)
 
 
 def run_one(table: Table, strategy: str, target_ms: float, queries: int, seed: int, fit_n: int = 0,
-            margin_quantile: float = 0.95, optimum: float | None = None, options: dict | None = None,
-            verify_k: int = 0) -> RunResult:
+            coverage: float = 0.95, optimum: float | None = None, options: dict | None = None,
+            verify_k: int = 0, explore: float = EXPLORE) -> RunResult:
     optimum = table.optimum(target_ms)[1] if optimum is None else optimum
-    setting = make_setting(table, target_ms, fit_n, seed, margin_quantile)
+    setting = make_setting(table, target_ms, fit_n, seed, coverage, verify_k, explore)
     try:
         problem = make_problem(table, setting)
     except InputError:
@@ -164,7 +190,7 @@ def run_one(table: Table, strategy: str, target_ms: float, queries: int, seed: i
     evaluator = TabularEvaluator(table.accuracy, table.latency)
     strat = create_blackbox(strategy, problem, seed, **(options or {}))
     trace = run_blackbox(strat, evaluator.accuracy, queries)
-    r = score(table, trace, queries, target_ms, optimum, verify_k)
+    r = score(table, trace, queries, target_ms, optimum, verify_k if fit_n else 0, setting, coverage)
     r.margin = setting.margin
     return r
 
@@ -203,15 +229,22 @@ def summarize(runs: list[RunResult], queries: int) -> dict:
         out["at"][str(q)] = {"regret_mean": float(np.nanmean(col)) if some else float("nan"),
                              "regret_std": float(np.nanstd(col)) if some else float("nan"),
                              "feasible_share": float(feas[:, q - 1].mean())}
+        checked = [r for r in runs if r.measured is not None]
+        if checked:  # verify mode: what the final check cost and how often it found a feasible pick
+            out["at"][str(q)]["measurements_mean"] = float(np.mean([r.measured[q - 1] for r in checked]))
+            out["at"][str(q)]["measurements_max"] = int(max(r.measured[q - 1] for r in checked))
+            out["at"][str(q)]["verified_share"] = float(np.mean([r.verified[q - 1] for r in checked]))
     out["within_0.5_share"] = len(reached) / len(runs)
     out["within_0.5_median_queries"] = float(np.median(reached)) if reached else None
     out["margin_mean"] = float(np.mean([r.margin for r in runs]))
+    out["margin_per_seed"] = [round(float(r.margin), 4) for r in runs]  # the search target is target / margin
     out["no_pick_runs"] = sum(r.no_pick for r in runs)
     return out
 
 
 def run_bench(table: Table, target_ms: float, strategies: list[str], queries: int, seeds: int, fit_n: int = 0,
-              margin_quantile: float = 0.95, seed0: int = 0, on_run=None, verify_k: int = 0) -> BenchResult:
+              margin_quantile: float = 0.95, seed0: int = 0, on_run=None, verify_k: int = 0,
+              explore: float = EXPLORE) -> BenchResult:
     known = list_blackbox()
     for s in strategies:
         if s not in known:
@@ -222,6 +255,8 @@ def run_bench(table: Table, target_ms: float, strategies: list[str], queries: in
         raise InputError(f"--verify-k must be >= 0, got {verify_k}")
     if not 0.5 <= margin_quantile < 1:
         raise InputError(f"--margin-quantile must be in [0.5, 1), got {margin_quantile}")
+    if verify_k and not fit_n:
+        raise InputError("--verify-k checks a fitted model's picks: give --fit-n too")
     code, optimum = table.optimum(target_ms)
     res = BenchResult(target_ms, optimum, enc.to_str(enc.from_code(code)),
                       int((table.valid & table.connected & (table.latency <= target_ms)).sum()), queries, seeds,
@@ -230,7 +265,7 @@ def run_bench(table: Table, target_ms: float, strategies: list[str], queries: in
         runs = []
         for k in range(seeds):
             runs.append(run_one(table, s, target_ms, queries, seed0 + k, fit_n, margin_quantile, optimum,
-                                verify_k=verify_k))
+                                verify_k=verify_k, explore=explore))
             if on_run:
                 on_run(s, k + 1, seeds)
         res.strategies[s] = summarize(runs, queries)

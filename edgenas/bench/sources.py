@@ -59,7 +59,8 @@ def _hwnas_frame(path: Path):
     import pandas as pd
 
     try:
-        df = pd.read_parquet(path, columns=["arch_idx", "device", "framework", "task", "lat_ms_median", "accuracy"])
+        df = pd.read_parquet(path, columns=["arch_idx", "rep_arch_idx", "device", "framework", "task", "lat_ms_median",
+                                            "accuracy"])
     except Exception as e:  # pyarrow raises many types for a bad file
         raise InputError(f"cannot read {path} as HW-NAS-Bench-360 parquet: {type(e).__name__}: {e}") from None
     return df
@@ -101,6 +102,27 @@ def load_latency(source: str, hwnasbench: str | Path | None = None) -> np.ndarra
     # latency does not depend on the task; every task row carries it, take cifar100's
     return _hwnas_column(find_hwnasbench(hwnasbench), "lat_ms_median", device=device, framework=framework,
                          task="cifar100")
+
+
+def load_representatives(source: str, hwnasbench: str | Path | None = None) -> np.ndarray | None:
+    """Per code, the code of the network whose measurement ``load_latency(source)`` gives it.
+
+    HW-NAS-Bench-360 measured one network per NAS-Bench-201 isomorphism class (``rep_arch_idx``) and
+    copied its latency to the others, even where their cells run other ops; None for a CSV (each
+    architecture measured as itself)."""
+    name = _source_kind(source, HWNAS_LATENCY, "latency")
+    if name is None:
+        return None
+    device, framework = HWNAS_LATENCY[name]
+    path = find_hwnasbench(hwnasbench)
+    rep = _hwnas_column(path, "rep_arch_idx", device=device, framework=framework, task="cifar100")
+    codes = nb201_index_codes()
+    out = np.arange(enc.N_ARCHS)
+    ok = np.isfinite(rep)
+    if ok.any() and (rep[ok].min() < 0 or rep[ok].max() >= len(codes)):
+        raise InputError(f"{path}: rep_arch_idx outside 0..{len(codes) - 1}")
+    out[ok] = codes[rep[ok].astype(np.int64)]
+    return out
 
 
 def load_accuracy(source: str, hwnasbench: str | Path | None = None) -> np.ndarray:

@@ -39,11 +39,13 @@ def nb201_cmd(
                               help="Realistic mode: the search sees latency predicted by a model fitted on N "
                                    "measured nets."),
     margin_quantile: float = typer.Option(0.95, "--margin-quantile",
-                                          help="--fit-n: the target is divided by this quantile of the model's "
-                                               "CV ratio true/predicted."),
+                                          help="--fit-n: the target is divided by this conformal quantile of the "
+                                               "model's held-out ratios measured/predicted on the N nets (the "
+                                               "chance a predicted-feasible net is feasible)."),
     verify_k: int = typer.Option(0, "--verify-k",
-                                 help="--fit-n: measure the K most accurate queried archs and pick the best that meets "
-                                      "the target (K extra measurements)."),
+                                 help="--fit-n: before picking, measure at most K queried candidates (largest "
+                                      "P(feasible) x accuracy gain first) and pick the most accurate that measures "
+                                      "under the target; reports the extra measurements."),
     plot: Optional[Path] = typer.Option(None, "--plot",
                                         help="Write a regret-vs-queries PNG with 95% confidence bands."),
     as_json: bool = JSON,
@@ -65,7 +67,7 @@ def nb201_cmd(
         raise InputError("--strategies is empty")
     lat = sources.load_latency(latency, hwnasbench)
     acc = sources.load_accuracy(accuracy, hwnasbench)
-    table = nb201.Table(acc, lat)
+    table = nb201.Table(acc, lat, sources.load_representatives(latency, hwnasbench))
     target = target_ms if target_ms is not None else table.target_for_quantile(target_quantile)
     res = nb201.run_bench(table, target, names, queries, seeds, fit_n=fit_n, margin_quantile=margin_quantile,
                          verify_k=verify_k)
@@ -86,10 +88,12 @@ def nb201_cmd(
                               if math.isfinite(v["regret_mean"]) else f"@{q}: n/a" for q, v in at.items())
             last = at[str(queries)]
             med = s["within_0.5_median_queries"]
+            check = (f"; {last['measurements_mean']:.1f} extra measurements (max {last['measurements_max']}), "
+                     f"{100 * last['verified_share']:.0f}% verified" if "measurements_mean" in last else "")
             console.print(f"  {name:10s} regret {cells}; feasible {100 * last['feasible_share']:.0f}%; within 0.5: "
                           f"{'median ' + format(med, '.0f') + ' queries' if med else 'never'} "
                           f"({100 * s['within_0.5_share']:.0f}% of seeds)"
-                          + (f"; margin x{s['margin_mean']:.2f}" if fit_n else ""))
+                          + (f"; margin x{s['margin_mean']:.3f}" if fit_n else "") + check)
         if plot:
             console.print(f"  plot: {plot}")
 
