@@ -342,9 +342,11 @@ def _fit_one(archs, latency_ms, space, level, ridge, prior, seed, pruning) -> Wh
 
 
 def _group(name: str) -> str:
+    """Which ridge penalty a feature gets: ``base`` (constant, per-op), ``edge`` (per-edge deviations and
+    per-node structure such as ``zero<n>``, shrunk toward 0 with one strength) or ``pair`` (fusion terms)."""
     if name == "const" or name.startswith("op:"):
         return "base"
-    return "edge" if name.startswith("e") else "pair"
+    return "edge" if name.startswith(("e", "zero")) else "pair"
 
 
 _GRID = (1e-3, 1e-2, 1e-1, 1.0, 10.0)
