@@ -101,6 +101,18 @@ class Nb201Arch:
                 out.append(n)
         return tuple(out)
 
+    def same_graph_key(self) -> tuple:
+        """Equal for cells whose networks compute the same graph: the live ops, up to swapping nodes 1 and 2
+        when no live edge joins them. A cell with a zero node (``zero_nodes``) keys as itself, since what its
+        runtime executes depends on how it treats those zeros. Measurements of networks with equal keys differ
+        only by noise and by what the runtime does with the order of equal work (a floor for any model)."""
+        if self.zero_nodes():
+            return ("as-is",) + self.ops
+        ops = self.live_ops()
+        if ops[2] != "none":
+            return ops
+        return min(ops, (ops[1], ops[0], ops[2], ops[3], ops[5], ops[4]))
+
     @property
     def connected(self) -> bool:
         """Whether any path of non-``none`` edges joins the cell input to its output."""
