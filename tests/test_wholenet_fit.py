@@ -166,7 +166,7 @@ def _cv_without_and_with_zero_terms(archs, y, folds=5):
 
 def test_ncs2_runs_an_all_none_node_2_and_the_zero_term_learns_it(shared_data):
     # Intel NCS2 (nn-Meter): a node 2 made only of none edges that feeds node 3 costs about a quarter of
-    # the network, though path pruning calls its out-edge dead; a zero node 1 costs nothing. Measured, not assumed:
+    # the network, though path pruning calls its out-edge dead; a zero node 1 costs nothing (measured, not assumed)
     ms = read_nnmeter_log(shared_data / "nnmeter-nb201" / "vpu-nasbench201-log.csv",
                           shared_data / "nnmeter-nb201" / "nasbench201-configs.json")
     nets = [n for n in ms.nets if n.arch.connected]

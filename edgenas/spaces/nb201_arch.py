@@ -268,17 +268,20 @@ def nb201_feature_names(level: str = "fusion") -> list[str]:
 def nb201_features(arch: Nb201Arch, level: str = "fusion", pruning: str = "path") -> dict[str, float]:
     """Sparse features of one cell (the same cell is repeated 15 times, so these are per-cell terms).
 
-    ``pruning`` says which edges the runtime executes (``Nb201Arch.executed_edges``); ``zero<n>`` marks
-    an all-``none`` node that feeds the output anyway (``Nb201Arch.zero_nodes``), whatever the pruning:
-    what a runtime does with such zeros is learned from the measurements, not assumed."""
+    ``pruning`` says which edges the runtime executes (``Nb201Arch.executed_edges``). Under ``path``
+    pruning, ``zero<n>`` marks an all-``none`` node that feeds the output anyway (``Nb201Arch.zero_nodes``):
+    whether the runtime folds those zeros or runs what they feed is learned from the measurements. Under
+    ``output`` pruning the edges such a node feeds are executed edges already, so there is no such term
+    (measured: on every HW-NAS-Bench-360 row it came out at -1..+1% and only added variance)."""
     live = arch.executed_edges(pruning)
     f = {"const": 1.0}
     for (j, i), op, on in zip(EDGES, arch.ops, live):
         if on:
             f[f"e{j}{i}:{op}"] = 1.0
             f[f"op:{op}"] = f.get(f"op:{op}", 0.0) + 1.0
-    for n in arch.zero_nodes():
-        f[f"zero{n}"] = 1.0
+    if pruning == "path":
+        for n in arch.zero_nodes():
+            f[f"zero{n}"] = 1.0
     if level == "fusion":
         for a, b in _MEETS:
             if live[a] and live[b]:
@@ -312,6 +315,7 @@ class Nb201WholeNet(WholeNetFeatures):
     arch_cls = Nb201Arch
     prunings = ("path", "output")
     residual = True
+    refinements = ("zero",)  # zero<n>: what a path-pruning runtime does with all-none nodes
 
     def reads(self, text: str) -> bool:
         return looks_like_arch_str(text)
