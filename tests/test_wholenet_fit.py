@@ -42,6 +42,30 @@ def test_dead_edges_under_both_prunings():
     assert not parse_arch_str("|skip_connect~0|+|none~0|none~1|+|none~0|none~1|none~2|").connected
 
 
+def test_zero_nodes_are_all_none_nodes_that_still_feed_the_output():
+    # node 2 sums only none edges, and its skip to node 3 is dead under path pruning: a zero node
+    a = parse_arch_str("|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|nor_conv_1x1~1|skip_connect~2|")
+    assert a.zero_nodes() == (2,) and not a.live_edges()[5]
+    assert nb201_features(a, "additive")["zero2"] == 1.0 and "zero1" not in nb201_features(a, "additive")
+    # node 1 = none(node 0) feeding two edges that reach the output: a zero node 1
+    assert parse_arch_str("|none~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|skip_connect~1|"
+                          "nor_conv_1x1~2|").zero_nodes() == (1,)
+    # an all-none node whose out-edges are none too is not one (nothing of it could run)
+    assert parse_arch_str(ARCH.replace("skip_connect~2", "none~2")).zero_nodes() == ()
+    assert parse_arch_str(ARCH).zero_nodes() == ()
+
+
+def test_a_model_stored_without_zero_terms_still_predicts_as_before():
+    # models fitted before zero<n> existed name no such feature: the new term must not change their predictions
+    a = parse_arch_str("|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|nor_conv_1x1~1|skip_connect~2|")
+    from edgenas.latency.fit import WholeNetModel
+
+    m = WholeNetModel.from_dict({"format": "edgenas.wholenet-model", "version": 2, "space": "nb201",
+                                 "level": "additive", "pruning": "path", "names": ["const", "op:nor_conv_3x3"],
+                                 "coef": [1.0, 0.5]})
+    assert m.predict(a) == pytest.approx(1.5)
+
+
 def test_fit_recovers_an_additive_device_exactly():
     rng = np.random.default_rng(1)
     cost = {op: c for op, c in zip(NB201_OPS[1:], (0.05, 0.3, 0.9, 0.2))}
@@ -122,6 +146,39 @@ def test_nnmeter_pixel4_cpu_from_50_networks(shared_data):
     m = fit_wholenet([archs[i] for i in perm[:50]], y[perm[:50]])
     assert m.pruning == "path"
     assert within(m.predict_many([archs[i] for i in perm[50:]]), y[perm[50:]], 0.10) >= 0.98
+
+
+def _cv_without_and_with_zero_terms(archs, y, folds=5):
+    """5-fold held-out predictions of the additive fit, refitted with and without the ``zero<n>`` terms
+    (the same fit, given feature dicts with those terms removed)."""
+    feats = [nb201_features(a, "additive", "path") for a in archs]
+    plain = [{k: v for k, v in f.items() if not k.startswith("zero")} for f in feats]
+    fold = np.random.default_rng(0).permutation(len(y)) % folds
+    out = {"without": np.empty(len(y)), "with": np.empty(len(y))}
+    for k in range(folds):
+        tr, te = np.flatnonzero(fold != k), np.flatnonzero(fold == k)
+        m = fit_wholenet([plain[i] for i in tr], y[tr], space="nb201", level="additive", pruning="path")
+        out["without"][te] = m.predict_many([plain[i] for i in te])
+        m = fit_wholenet([archs[i] for i in tr], y[tr], level="additive", pruning="path")
+        out["with"][te] = m.predict_many([archs[i] for i in te])
+    return out
+
+
+def test_ncs2_runs_an_all_none_node_2_and_the_zero_term_learns_it(shared_data):
+    # Intel NCS2 (nn-Meter): a node 2 made only of none edges that feeds node 3 costs about a quarter of
+    # the network, though path pruning calls its out-edge dead; a zero node 1 costs nothing (measured, not assumed)
+    ms = read_nnmeter_log(shared_data / "nnmeter-nb201" / "vpu-nasbench201-log.csv",
+                          shared_data / "nnmeter-nb201" / "nasbench201-configs.json")
+    nets = [n for n in ms.nets if n.arch.connected]
+    archs, y = [n.arch for n in nets], np.array([n.latency_ms for n in nets])
+    m = fit_wholenet(archs, y, level="additive", pruning="path")
+    coef = dict(zip(m.names, m.coef))
+    assert coef["zero2"] > 0.15 * np.median(y) and abs(coef.get("zero1", 0.0)) < 0.05 * np.median(y)
+    cv = _cv_without_and_with_zero_terms(archs, y)
+    zero2 = np.array([2 in a.zero_nodes() for a in archs])
+    assert zero2.sum() >= 10
+    assert within(cv["with"][zero2], y[zero2], 0.10) >= 0.8 > within(cv["without"][zero2], y[zero2], 0.10)
+    assert within(cv["with"], y, 0.10) > within(cv["without"], y, 0.10)
 
 
 def test_hwnasbench_reader_dedups_and_runtime_keeps_convs_on_zero_nodes(shared_data):

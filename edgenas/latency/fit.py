@@ -7,7 +7,9 @@ measurements. It models what the runtime really executes, in order of increasing
 ``additive``
     One latency per (edge, op) of the cell for **live** edges only (an edge whose compute cannot
     reach the cell output, or that the cell input cannot reach, is not run: see
-    ``edgenas.spaces.nb201_arch``), plus a constant for the stem, reductions and head.
+    ``edgenas.spaces.nb201_arch``), plus a constant for the stem, reductions and head, plus one term per
+    all-``none`` node that still feeds the output (``zero<n>``: some runtimes fold those zeros for free,
+    Intel's NCS2 pays a quarter of the network for node 2; the measurements decide, per device).
 ``fusion``
     ``additive`` plus what neighbours do to each other: one term per (op on the edge into a node,
     op on the edge out of it) at each of the 4 places two edges meet, and one per (node, number of
@@ -141,7 +143,8 @@ class WholeNetModel:
             x = _dense([feats[k] for k in ok], self.names)
             y = x @ np.asarray(self.coef, dtype=float)
             if residual and self.residual_data is not None:
-                y = y * np.exp(self.residual.predict(self._codes([archs[k] for k in ok])))
+                with _one_thread():
+                    y = y * np.exp(self.residual.predict(self._codes([archs[k] for k in ok])))
             out[ok] = y
         return out
 
@@ -224,6 +227,14 @@ def _check_residual(r, space: str) -> dict:
             "train_latency_ms": [float(v) for v in lat]}
 
 
+def _one_thread():
+    """Run the learned correction on one OpenMP thread: on a few hundred networks threads gain nothing, and
+    on a loaded machine their spinning made a fit ~15x slower (measured: 11 s vs 157 s for 500 networks)."""
+    from threadpoolctl import threadpool_limits  # a scikit-learn dependency
+
+    return threadpool_limits(limits=1, user_api="openmp")
+
+
 def _residual_key(model: WholeNetModel) -> str:
     import hashlib
     import json
@@ -249,7 +260,9 @@ def _fit_residual(model: WholeNetModel):
     p = dict(r["params"])
     params = {k: (int(v) if k in ("max_iter", "max_leaf_nodes", "min_samples_leaf", "random_state") else float(v))
               for k, v in p.items()}
-    return HistGradientBoostingRegressor(categorical_features=list(range(codes.shape[1])), **params).fit(codes, target)
+    with _one_thread():
+        return HistGradientBoostingRegressor(categorical_features=list(range(codes.shape[1])),
+                                             **params).fit(codes, target)
 
 
 def fit_wholenet(archs, latency_ms, space: str | None = None, level: str = "auto", ridge: float | None = None,
@@ -273,10 +286,14 @@ def fit_wholenet(archs, latency_ms, space: str | None = None, level: str = "auto
             pruning = cell.prunings[0] if cell is not None else "path"
         else:
             # Pick the pruning on the linear part (cheap), then fit the requested level once.
+            # Chosen on the edges alone: a pruning's refinement terms (cell.refinements) must not let it
+            # mimic another (measured: path + zero terms then beat output on a few HW-NAS-Bench-360 splits
+            # in CV, and lost 0.5-0.8 points on held-out networks).
             lin = "fusion" if level == "fusion" else "additive"
-            fits = [_fit_one(archs, latency_ms, space, lin, ridge, prior, seed, p) for p in cell.prunings]
+            plain = bool(cell.refinements)
+            fits = [_fit_one(archs, latency_ms, space, lin, ridge, prior, seed, p, plain) for p in cell.prunings]
             pruning = min(fits, key=lambda m: m.meta["cv_key"]).pruning
-            if level == lin:
+            if level == lin and not plain:
                 return next(m for m in fits if m.pruning == pruning)
     if pruning not in PRUNINGS:
         raise InputError(f"unknown pruning {pruning!r} (auto, {', '.join(PRUNINGS)})")
@@ -290,7 +307,7 @@ def _space_of(archs) -> str:
     raise InputError("fit_wholenet: give space= (networks given as op-key counts, or cells of no one space)")
 
 
-def _fit_one(archs, latency_ms, space, level, ridge, prior, seed, pruning) -> WholeNetModel:
+def _fit_one(archs, latency_ms, space, level, ridge, prior, seed, pruning, plain=False) -> WholeNetModel:
     if level not in LEVELS:
         raise InputError(f"unknown fit level {level!r} (levels: auto, {', '.join(LEVELS)})")
     archs = list(archs)
@@ -306,6 +323,8 @@ def _fit_one(archs, latency_ms, space, level, ridge, prior, seed, pruning) -> Wh
     if conn.sum() < 2:
         raise InputError(f"need at least 2 measured networks with a connected cell to fit, got {int(conn.sum())}")
     rows = [f for f in feats if f is not None]
+    if plain:  # without the refinement terms (only to choose the pruning)
+        rows = [{k: v for k, v in f.items() if not k.startswith(proto.cell.refinements)} for f in rows]
     y = y_all[conn]
     if np.any(y <= 0):
         raise InputError("a connected network measured at 0 ms: check the measurement file")
@@ -342,9 +361,11 @@ def _fit_one(archs, latency_ms, space, level, ridge, prior, seed, pruning) -> Wh
 
 
 def _group(name: str) -> str:
+    """Which ridge penalty a feature gets: ``base`` (constant, per-op), ``edge`` (per-edge deviations and
+    per-node structure such as ``zero<n>``, shrunk toward 0 with one strength) or ``pair`` (fusion terms)."""
     if name == "const" or name.startswith("op:"):
         return "base"
-    return "edge" if name.startswith("e") else "pair"
+    return "edge" if name.startswith(("e", "zero")) else "pair"
 
 
 _GRID = (1e-3, 1e-2, 1e-1, 1.0, 10.0)

@@ -252,6 +252,8 @@ class WholeNetFeatures:
     arch_cls: type  # the cell arch objects fitted and predicted (not op-key dicts)
     prunings: tuple[str, ...] = ("path",)  # which dead edges a runtime removes; the fit picks one ("auto")
     residual: bool = False  # whether ``codes`` feeds a learned correction (fit level ``residual``)
+    # feature-name prefixes that refine a pruning (fitted once it is chosen, never used to choose it)
+    refinements: tuple[str, ...] = ()
 
     def reads(self, text: str) -> bool:
         """Whether ``text`` is a cell in this space's own text form."""

@@ -52,6 +52,14 @@ class Nb201Arch:
             k += i
         return "+".join(nodes)
 
+    def _reaches_output(self) -> set[int]:
+        """Nodes with a path of non-``none`` edges to node 3."""
+        bwd = {3}
+        for (j, i), op in reversed(list(zip(EDGES, self.ops))):
+            if op != "none" and i in bwd:
+                bwd.add(j)
+        return bwd
+
     def live_edges(self) -> tuple[bool, ...]:
         """Per edge: does the network execute it (see module docstring)."""
         on = [op != "none" for op in self.ops]
@@ -59,10 +67,7 @@ class Nb201Arch:
         for (j, i), e in zip(EDGES, on):  # EDGES is topologically ordered by target
             if e and j in fwd:
                 fwd.add(i)
-        bwd = {3}
-        for (j, i), e in reversed(list(zip(EDGES, on))):
-            if e and i in bwd:
-                bwd.add(j)
+        bwd = self._reaches_output()
         return tuple(e and j in fwd and i in bwd for (j, i), e in zip(EDGES, on))
 
     def executed_edges(self, pruning: str = "path") -> tuple[bool, ...]:
@@ -78,12 +83,35 @@ class Nb201Arch:
             return self.live_edges()
         if pruning != "output":
             raise ValueError(f"unknown pruning {pruning!r} (path, output)")
-        on = [op != "none" for op in self.ops]
-        bwd = {3}
-        for (j, i), e in reversed(list(zip(EDGES, on))):
-            if e and i in bwd:
-                bwd.add(j)
+        bwd = self._reaches_output()
         return tuple(i in bwd for (_, i) in EDGES)
+
+    def zero_nodes(self) -> tuple[int, ...]:
+        """Inner nodes made only of ``none`` edges (a zeros tensor) that still feed a non-``none`` edge on a
+        path to the output. Under ``path`` pruning that edge is dead and not built here; a model exported
+        by other code keeps it, and a runtime may or may not fold the zeros away (measured on Intel's NCS2:
+        such a node 2 costs about 1 ms, a quarter of the network, while such a node 1 is folded for free).
+        The whole-network fit gives each such node a term (``zero<n>``) and lets the measurements say."""
+        bwd = self._reaches_output()
+        out = []
+        for n in (1, 2):
+            ins = [op for (_, i), op in zip(EDGES, self.ops) if i == n]
+            feeds = any(op != "none" and i in bwd for (j, i), op in zip(EDGES, self.ops) if j == n)
+            if feeds and all(op == "none" for op in ins):
+                out.append(n)
+        return tuple(out)
+
+    def same_graph_key(self) -> tuple:
+        """Equal for cells whose networks compute the same graph: the live ops, up to swapping nodes 1 and 2
+        when no live edge joins them. A cell with a zero node (``zero_nodes``) keys as itself, since what its
+        runtime executes depends on how it treats those zeros. Measurements of networks with equal keys differ
+        only by noise and by what the runtime does with the order of equal work (a floor for any model)."""
+        if self.zero_nodes():
+            return ("as-is",) + self.ops
+        ops = self.live_ops()
+        if ops[2] != "none":
+            return ops
+        return min(ops, (ops[1], ops[0], ops[2], ops[3], ops[5], ops[4]))
 
     @property
     def connected(self) -> bool:
@@ -230,6 +258,7 @@ _MEETS = tuple((a, b) for a, (_, ia) in enumerate(EDGES) for b, (jb, _) in enume
 def nb201_feature_names(level: str = "fusion") -> list[str]:
     names = ["const"] + [f"op:{op}" for op in NB201_OPS]
     names += [f"e{j}{i}:{op}" for (j, i), op in product(EDGES, NB201_OPS)]
+    names += [f"zero{n}" for n in (1, 2)]
     if level == "fusion":
         names += [f"m{a}{b}:{p}>{q}" for (a, b), p, q in product(_MEETS, NB201_OPS, NB201_OPS)]
         names += [f"n{i}:in{k}" for i in (1, 2, 3) for k in range(2, i + 1)]
@@ -239,13 +268,20 @@ def nb201_feature_names(level: str = "fusion") -> list[str]:
 def nb201_features(arch: Nb201Arch, level: str = "fusion", pruning: str = "path") -> dict[str, float]:
     """Sparse features of one cell (the same cell is repeated 15 times, so these are per-cell terms).
 
-    ``pruning`` says which edges the runtime executes (``Nb201Arch.executed_edges``)."""
+    ``pruning`` says which edges the runtime executes (``Nb201Arch.executed_edges``). Under ``path``
+    pruning, ``zero<n>`` marks an all-``none`` node that feeds the output anyway (``Nb201Arch.zero_nodes``):
+    whether the runtime folds those zeros or runs what they feed is learned from the measurements. Under
+    ``output`` pruning the edges such a node feeds are executed edges already, so there is no such term
+    (measured: on every HW-NAS-Bench-360 row it came out at -1..+1% and only added variance)."""
     live = arch.executed_edges(pruning)
     f = {"const": 1.0}
     for (j, i), op, on in zip(EDGES, arch.ops, live):
         if on:
             f[f"e{j}{i}:{op}"] = 1.0
             f[f"op:{op}"] = f.get(f"op:{op}", 0.0) + 1.0
+    if pruning == "path":
+        for n in arch.zero_nodes():
+            f[f"zero{n}"] = 1.0
     if level == "fusion":
         for a, b in _MEETS:
             if live[a] and live[b]:
@@ -279,6 +315,7 @@ class Nb201WholeNet(WholeNetFeatures):
     arch_cls = Nb201Arch
     prunings = ("path", "output")
     residual = True
+    refinements = ("zero",)  # zero<n>: what a path-pruning runtime does with all-none nodes
 
     def reads(self, text: str) -> bool:
         return looks_like_arch_str(text)
