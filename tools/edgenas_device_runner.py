@@ -140,10 +140,11 @@ def example_input(shape, seed=0):
     return np.random.RandomState(seed).standard_normal(shape).astype(np.float32)
 
 
-#: onnxruntime's input type names -> numpy dtypes (what an int8 or fp16 artifact may declare)
-ORT_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
-              "tensor(int8)": np.int8, "tensor(uint8)": np.uint8, "tensor(int16)": np.int16,
-              "tensor(int32)": np.int32, "tensor(int64)": np.int64}
+#: onnxruntime's input type names -> numpy dtype names (what an int8 or fp16 artifact may declare);
+#: names, not numpy types: the runner starts (and says what is missing) without numpy
+ORT_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64",
+              "tensor(int8)": "int8", "tensor(uint8)": "uint8", "tensor(int16)": "int16",
+              "tensor(int32)": "int32", "tensor(int64)": "int64"}
 
 
 def typed_input(shape, dtype, seed=0, quantization=None):
