@@ -19,6 +19,7 @@ COMMANDS = {
     "calibrate": ["calibrate", "--device", "x86-64-host", "--backend", "onnxruntime"],
     "verify": ["verify", "--device", "x86-64-host", "--backend", "onnxruntime"],
     "search": ["search", "--target-ms", "1"],
+    "export": ["export", "nonexistent-run"],
     "tables check": ["tables", "check", "--device", "x86-64-host", "--backend", "onnxruntime"],
     "tables missing": ["tables", "missing", "--device", "x86-64-host", "--backend", "onnxruntime"],
 }
@@ -84,7 +85,7 @@ def test_runner_feeds_the_dtype_the_artifact_declares():
     assert q.dtype == np.int8 and np.array_equal(q, np.clip(np.round(x / 0.05) - 3, -128, 127).astype(np.int8))
     u = r.typed_input((2, 8), np.uint8)  # no quantization parameters: the type's whole range
     assert u.dtype == np.uint8 and u.max() > 127
-    assert r.ORT_DTYPES["tensor(uint8)"] is np.uint8
+    assert np.dtype(r.ORT_DTYPES["tensor(uint8)"]) == np.uint8
 
 
 def test_int8_bundle_runs_on_the_runner_and_imports_as_int8_rows(tmp_path):

@@ -147,10 +147,13 @@ class OnnxRuntimeBackend(Backend):
         return d
 
     def ship(self, module, input_shape, path) -> ShippedArtifact:
-        """``model.onnx`` through the full checker, simplified (option ``simplify``, default on)."""
+        """``model.onnx`` through the full checker, simplified (option ``simplify``, default on); at int8
+        that file quantized on ``calibration_for(input_shape)`` (the run's training images, at export)."""
         from edgenas.export.onnx import ship
 
-        return ship(module, input_shape, Path(path), simplified=self.options.get("simplify", True))
+        calibration = self.calibration_for(input_shape) if self.precision == "int8" else None
+        return ship(module, input_shape, Path(path), simplified=self.options.get("simplify", True),
+                    calibration=calibration)
 
     @classmethod
     def report_lines(cls, info):
