@@ -117,18 +117,23 @@ def protocol(quick: bool = False, time_cap: float | None = None):
 def local_backends(device, backends: Sequence[str] | None = None, threads: int | None = None,
                    precision: str = "fp32") -> tuple[list, list[dict]]:
     """(backends to run here, skipped ``{backend, reason}``): the named ones, each of which must be
-    available (``BackendUnavailable`` otherwise), or the device's backends that are available here."""
+    available (``BackendUnavailable`` otherwise), or the device's backends that are available here and run ``precision``."""
     from edgenas.profiling.base import backend_class, create_backend
 
     chosen, skipped = [], []
     for name in list(backends or []) or list(device.backends):
         ok, why = backend_class(name).availability()
+        spec = device.backends.get(name)
+        if ok and not backends and not (precision in backend_class(name).precisions and spec
+                                        and precision in spec.precisions):
+            ok, why = False, f"does not run {precision} here"
         if not ok:
             if backends:
                 raise BackendUnavailable(f"backend {name!r} is not available here: {why}")
             skipped.append({"backend": name, "reason": why})
             continue
         chosen.append(create_backend(name, threads=threads or device.threads_for(name), precision=precision))
+        device.check_precision(name, precision)
     return chosen, skipped
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import yaml
 
-from edgenas.errors import DeviceError
+from edgenas.errors import DeviceError, InputError
 from edgenas.paths import profiles_root
 from edgenas.quant.precision import PRECISIONS
 
@@ -54,6 +54,17 @@ class DeviceProfile:
     def threads_for(self, backend: str) -> int:
         spec = self.backends.get(backend)
         return spec.threads if spec else 1
+
+    def check_precision(self, backend: str, precision: str) -> None:
+        """One line (InputError) when this profile does not list ``precision`` for ``backend``.
+
+        The backend says what its runtime can do; the profile says what this device runs with it
+        (an int8 table of a board whose runtime lacks integer kernels would be meaningless).
+        """
+        spec = self.backends.get(backend)
+        if spec is not None and precision not in spec.precisions:
+            raise InputError(f"device {self.name} lists precision {', '.join(spec.precisions)} for backend "
+                             f"{backend!r}, not {precision!r} (add it to 'precisions' in {self.path})")
 
     def matches_this_machine(self) -> tuple[bool, str]:
         """(True, "") if every detect rule holds here; else (False, what differs)."""

@@ -140,6 +140,32 @@ def example_input(shape, seed=0):
     return np.random.RandomState(seed).standard_normal(shape).astype(np.float32)
 
 
+#: onnxruntime's input type names -> numpy dtype names (what an int8 or fp16 artifact may declare);
+#: names, not numpy types: the runner starts (and says what is missing) without numpy
+ORT_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64",
+              "tensor(int8)": "int8", "tensor(uint8)": "uint8", "tensor(int16)": "int16",
+              "tensor(int32)": "int32", "tensor(int64)": "int64"}
+
+
+def typed_input(shape, dtype, seed=0, quantization=None):
+    """The example input in the dtype the artifact declares (read from its runtime, never assumed).
+
+    Float inputs get the standard-normal values; an integer input with (scale, zero_point) gets
+    those values quantized the way the model's own quantize step would; an integer input without
+    them gets uniform values over the type's range.
+    """
+    dtype = np.dtype(dtype)
+    x = example_input(shape, seed)
+    if dtype.kind == "f":
+        return x.astype(dtype)
+    info = np.iinfo(dtype)
+    scale, zero_point = quantization or (0.0, 0)
+    if scale:
+        return np.clip(np.round(x / scale) + zero_point, info.min, info.max).astype(dtype)
+    rng = np.random.RandomState(seed)
+    return rng.randint(max(info.min, -128), min(info.max, 255) + 1, size=tuple(int(d) for d in shape)).astype(dtype)
+
+
 class Timer(object):
     """Runs one inference per call; ``time_block`` returns per-call seconds (as in edgenas)."""
 
@@ -168,7 +194,8 @@ class TFLiteTimer(Timer):
             raise RunnerError("model %s takes input %s, the manifest says %s; rebuild the bundle"
                               % (path, list(details[0]["shape"]), list(want_shape)))
         for i, d in enumerate(details):
-            self.it.set_tensor(d["index"], example_input(d["shape"], seed=i).astype(d["dtype"]))
+            q = d.get("quantization") or (0.0, 0)
+            self.it.set_tensor(d["index"], typed_input(d["shape"], d["dtype"], seed=i, quantization=q))
 
     def __call__(self):
         self.it.invoke()
@@ -190,7 +217,9 @@ class OrtTimer(Timer):
         if want_shape is not None and list(inp.shape) != list(want_shape):
             raise RunnerError("model %s takes input %s, the manifest says %s; rebuild the bundle"
                               % (path, list(inp.shape), list(want_shape)))
-        self.feed = {inp.name: example_input(inp.shape)}
+        if inp.type not in ORT_DTYPES:
+            raise RunnerError("model %s takes input type %s, which this runner cannot feed" % (path, inp.type))
+        self.feed = {inp.name: typed_input(inp.shape, ORT_DTYPES[inp.type])}
 
     def __call__(self):
         self.session.run(None, self.feed)

@@ -17,6 +17,13 @@ def finite(value):
     return value
 
 
+def precision_value(value):
+    """Typer callback: ``--precision`` must be one edgenas knows (one line before any work, else)."""
+    from edgenas.quant.precision import check_precision
+
+    return check_precision(value)
+
+
 JSON = typer.Option(False, "--json", help="Print one JSON object instead of tables.")
 SPACE = typer.Option(None, "--space", help="Search space (darts, proxyless, nb201); see 'edgenas spaces'.")
 PRESET = typer.Option(None, "--preset", help="Space preset (e.g. small, mobile, cifar10); see 'edgenas spaces'.")
@@ -24,6 +31,9 @@ CHANNELS = typer.Option(None, "--channels", min=1, max=8192, help="DARTS: initia
 LAYERS = typer.Option(None, "--layers", min=1, max=256, help="DARTS: number of cells (e.g. 20 for the paper's CIFAR-10 net).")
 INPUT_SIZE = typer.Option(None, "--input-size", min=1, max=2048, help="Input height and width in pixels.")
 IN_CHANNELS = typer.Option(None, "--in-channels", min=1, max=64, help="Input image channels (1 grey, 3 RGB).")
+PRECISION = typer.Option("fp32", "--precision", callback=precision_value,
+                         help="fp32, fp16 or int8: the table and artifacts at that precision (which a backend runs: "
+                              "'edgenas devices show D').")
 CLASSES = typer.Option(None, "--classes", min=1, max=100_000, help="Number of output classes.")
 
 

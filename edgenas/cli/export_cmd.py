@@ -17,7 +17,9 @@ def export(
     genotype: str = typer.Argument(..., help="Run directory of edgenas search, genotype file, JSON or DARTS text."),
     space: Optional[str] = common.SPACE, preset: Optional[str] = common.PRESET,
     channels: Optional[int] = common.CHANNELS, layers: Optional[int] = common.LAYERS,
-    formats: str = typer.Option("onnx,tflite", "--format", "-f", help="Artifacts to write: onnx, tflite or onnx,tflite."),
+    formats: Optional[str] = typer.Option(None, "--format", "-f", help="Artifacts to write: onnx, tflite or "
+                                          "onnx,tflite (default: every format with a backend at --precision)."),
+    precision: str = common.PRECISION,
     batch: Optional[int] = typer.Option(None, "--batch", min=1, max=65536, help="Batch size baked into the artifacts (default: the run's)."),
     nhwc: bool = typer.Option(False, "--nhwc/--nchw", help="Channel-last input/output where the format takes it "
                                                            "(TFLite; ONNX stays NCHW)."),
@@ -43,7 +45,9 @@ def export(
 
     Checks: ONNX checker; XNNPACK delegates every TFLite op; onnxruntime and TFLite match PyTorch
     on real images (max abs diff <= --atol); measured latency on the device vs --target-ms.
-    Writes model.onnx, model.tflite, report.json and report.md.
+    Writes model.onnx, model.tflite, report.json and report.md (at --precision int8: model_int8.onnx /
+    model_int8.tflite, whose checks are accuracy within 1 point of fp32 and >= 98% top-1 agreement
+    on the test set instead of the fp32 parity tolerance).
 
     The genotype is read as 'edgenas predict' reads it: --space/--preset (and DARTS --channels/--layers)
     choose the network a bare genotype is built at (a DARTS Genotype(...) text defaults to cifar10).
@@ -52,6 +56,8 @@ def export(
       edgenas export runs/my-run --format onnx,tflite --target-ms 0.8
       edgenas export runs/my-run/genotype.json --format tflite --nhwc --strict --json
       edgenas export "Genotype(normal=[...], ...)" --preset small --no-measure --out darts-small
+      edgenas export runs/my-int8-run --precision int8   (model_int8.onnx, calibrated on the run's training
+                                                          images, checked on the test set against fp32)
     """
     from edgenas.errors import InputError
     from edgenas.export.pipeline import ExportOptions, export_genotype, first_failure, parse_formats
@@ -60,7 +66,7 @@ def export(
         raise InputError(f"--parity-samples must be at least 1, got {parity_samples}")
     if not 0 <= tolerance < 1:
         raise InputError(f"--tolerance is a fraction in [0, 1), got {tolerance}")
-    opts = ExportOptions(formats=parse_formats(formats), batch=batch, nhwc=nhwc, weights=weights, out=out, atol=atol,
+    opts = ExportOptions(formats=parse_formats(formats) if formats is not None else None, precision=precision, batch=batch, nhwc=nhwc, weights=weights, out=out, atol=atol,
                          parity_samples=parity_samples, data=data, device=device, backend=backend, threads=threads,
                          target_ms=target_ms, strict=strict, measure=measure, quick=quick, tolerance=tolerance,
                          legacy_python=legacy_python)

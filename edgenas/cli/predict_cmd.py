@@ -39,7 +39,7 @@ def predict(
                                                              "one process (other columns are kept)."),
     out: Optional[Path] = typer.Option(None, "--out", help="--many: write the predictions as CSV here."),
     device: str = DEVICE, backend: str = BACKEND, batch: int = BATCH, threads: Optional[int] = THREADS,
-    precision: str = typer.Option("fp32", "--precision"), space: Optional[str] = common.SPACE,
+    precision: str = common.PRECISION, space: Optional[str] = common.SPACE,
     preset: Optional[str] = common.PRESET, channels: Optional[int] = common.CHANNELS,
     layers: Optional[int] = common.LAYERS, tables_dir: Optional[Path] = TABLES, as_json: bool = common.JSON,
 ):
@@ -176,6 +176,7 @@ def _predict_many(path, out, device, backend, batch, threads, precision, space, 
 def calibrate(
     device: str = DEVICE, backend: str = BACKEND, space: str = typer.Option("darts", "--space"),
     preset: str = typer.Option("small", "--preset"), batch: int = BATCH, threads: Optional[int] = THREADS,
+    precision: str = common.PRECISION,
     n: int = typer.Option(10, "--n", min=3, max=10_000, help="Whole networks to measure for the fit."),
     seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1), quick: bool = typer.Option(False, "--quick"),
     truth: str = typer.Option("auto", "--truth",
@@ -188,14 +189,15 @@ def calibrate(
     """Measure N random whole networks and fit the predictor's correction (stored beside the table)."""
     from edgenas.latency.verify import calibrate as run_calibrate
 
-    sp, store, pred, be, settings = _measure_here(device, backend, space, preset, batch, threads, tables_dir, quick)
+    sp, store, pred, be, settings = _measure_here(device, backend, space, preset, batch, threads, precision,
+                                                  tables_dir, quick)
     with progress_bar() as bar:
         task = bar.add_task(f"calibrate {backend} b{batch}", total=n, detail="")
         cal, path, nets = run_calibrate(be, sp, pred, store, n, seed, settings, _progress_cb(bar, task),
                                         truth="plain" if truth == "auto" and be.suffix else
                                         "protocol" if truth == "auto" else truth)
-    result = {"device": device, "backend": backend, "batch": batch, "space": space, "preset": preset,
-              "calibration": cal.__dict__, "file": str(path), "networks": nets}
+    result = {"device": device, "backend": backend, "batch": batch, "precision": precision, "space": space,
+              "preset": preset, "calibration": cal.__dict__, "file": str(path), "networks": nets}
     emit(result, as_json, lambda r: console.print(
         f"calibrated on {cal.n_networks} networks: model {cal.model} (a={cal.a:.3f}, b={cal.b:.4f}, c={cal.c:.5f}); "
         f"leave-one-out MAPE {100 * cal.fit_mape:.1f}%, {100 * cal.fit_within_10pct:.0f}% within ±10% -> {path}"))
@@ -213,6 +215,7 @@ def verify(
     learning_curve: bool = typer.Option(False, "--learning-curve", help="--measurements: also fit on N = 20, 50, "
                                         "100, 200, 500 networks of the file and score the rest (3 splits each)."),
     preset: str = typer.Option("small", "--preset"), batch: int = BATCH, threads: Optional[int] = THREADS,
+    precision: str = common.PRECISION,
     n: int = typer.Option(50, "--n", min=1, max=10_000, help="Held-out random networks to measure and score."),
     seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1),
     calibration_n: int = typer.Option(10, "--calibration-n", min=3, max=10_000,
@@ -242,7 +245,8 @@ def verify(
                                     learning_curve, plot, tables_dir, as_json)
     from edgenas.latency.verify import calibrate as run_calibrate, verify as run_verify
 
-    sp, store, pred, be, settings = _measure_here(device, backend, space, preset, batch, threads, tables_dir, quick)
+    sp, store, pred, be, settings = _measure_here(device, backend, space, preset, batch, threads, precision,
+                                                  tables_dir, quick)
     if truth == "auto":
         truth = "plain" if be.suffix else "protocol"
     plot = plot or Path(f"verify-{device}-{backend}-{space}-b{batch}.png")
@@ -254,12 +258,14 @@ def verify(
         task = bar.add_task(f"verify {backend} b{batch}", total=n, detail="")
         rep = run_verify(be, sp, pred, n, seed, settings, plot, _progress_cb(bar, task), truth=truth,
                          processes=truth_processes)
-    result = {"device": device, "backend": backend, "batch": batch, "threads": pred.sel.threads, "space": space,
+    result = {"device": device, "backend": backend, "batch": batch, "threads": pred.sel.threads,
+              "precision": precision, "space": space,
               "preset": preset, **rep.metrics, "raw_op_sum": rep.raw_sum_metrics, "calibration": rep.calibration,
               "plot": rep.plot, "networks": rep.networks}
 
     def render(r):
-        console.print(f"[bold]{device}/{backend} batch {batch}, {space} {preset}: {r['n']} held-out networks[/bold]")
+        console.print(f"[bold]{device}/{backend} {precision} batch {batch}, {space} {preset}: {r['n']} held-out "
+                      f"networks[/bold]")
         console.print(f"  truth: {r['truth']}" + (f" ({r['truth_recipe']}); edgenas's own measurement on the "
                                                    f"predictor's scale / plain: {r['protocol_over_plain']:.3f}"
                                                    if r["truth"] == "plain" else
@@ -322,13 +328,19 @@ def _verify_measurements(device, backend, path, fmt, configs, arch_strings, row,
     emit(result, as_json, render)
 
 
-def _measure_here(device, backend, space, preset, batch, threads, tables_dir, quick):
-    """(space, store, predictor, backend, protocol) of a command that measures networks on this machine."""
+def _measure_here(device, backend, space, preset, batch, threads, precision, tables_dir, quick):
+    """(space, store, predictor, backend, protocol) of a command that measures networks on this machine.
+
+    The backend is made first, so a precision it cannot run is said before a table is looked for.
+    """
     from edgenas.api import protocol
     from edgenas.profiling.runner import check_local_device
 
-    check_local_device(get_profile(device))
+    prof = get_profile(device)
+    check_local_device(prof)
+    be = create_backend(backend, threads=threads or prof.threads_for(backend), precision=precision)
+    prof.check_precision(backend, precision)
     sp = create_space(space, preset)
     store = TableStore(tables_dir)
-    pred = LatencyPredictor.load(device, backend, sp, batch, threads, "fp32", store)
-    return sp, store, pred, create_backend(backend, threads=pred.sel.threads), protocol(quick)
+    pred = LatencyPredictor.load(device, backend, sp, batch, threads, precision, store)
+    return sp, store, pred, be, protocol(quick)

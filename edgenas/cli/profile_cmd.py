@@ -11,7 +11,7 @@ import typer
 
 from edgenas.api import op_instances, plan_profile, protocol, run_profile, specs_to_measure
 from edgenas.cli._output import console, emit, err_console
-from edgenas.cli.common import JSON, finite
+from edgenas.cli.common import JSON, PRECISION, finite
 from edgenas.cli.common_lists import int_list, str_list
 from edgenas.cli.executor_opts import EXECUTOR, RAY_ADDRESS
 from edgenas.cli.progress import progress_bar
@@ -29,7 +29,7 @@ def profile(
     space: str = typer.Option("darts,proxyless", "--space", help="Space(s) whose ops to profile, comma-separated."),
     preset: str = typer.Option("small", "--preset", help="Preset of each space (see 'edgenas spaces')."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, max=1024, help="Runtime threads; default: the device profile's."),
-    precision: str = typer.Option("fp32", "--precision", help="fp32 or fp16 (GPU backends)."),
+    precision: str = PRECISION,
     resume: bool = typer.Option(False, "--resume", help="Measure only the entries the table lacks."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Measure every entry again, replacing old rows."),
     quick: bool = typer.Option(False, "--quick", help="Short protocol (smoke tests; entries more often unstable)."),

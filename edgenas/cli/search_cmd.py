@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from edgenas.cli._output import console, emit
-from edgenas.cli.common import JSON, finite
+from edgenas.cli.common import JSON, PRECISION, finite
 from edgenas.cli.executor_opts import EXECUTOR, RAY_ADDRESS, executor_from_flags
 from edgenas.cli.progress import progress_bar
 from edgenas.errors import InputError
@@ -34,6 +34,7 @@ def search(
     population: int = typer.Option(40, "--population", min=1, max=1_000_000, help="Candidates ranked at the end (samples / evolution)."),
     batch: int = typer.Option(1, "--batch", min=1, max=65536, help="Latency batch size (the table's)."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, max=1024, help="Table threads (default: the device profile's)."),
+    precision: str = PRECISION,
     train_size: int = typer.Option(12000, "--train-size", min=1, max=100_000_000, help="Images in the weights split."),
     arch_size: int = typer.Option(4000, "--arch-size", min=1, max=100_000_000, help="Images in the architecture split."),
     test_size: Optional[int] = typer.Option(None, "--test-size", min=1, max=100_000_000, help="Test images used (default: the whole test set)."),
@@ -66,10 +67,14 @@ def search(
       edgenas search --device x86-64-host --backend onnxruntime --target-ms 0.8 --strategy proxyless
       edgenas search --device x86-64-host --backend onnxruntime --space darts --target-ms 2 --strategy darts
       edgenas search --space darts --target-ms 2 --strategy darts --partial-channels 4
+      edgenas search --backend onnxruntime --precision int8 --target-ms 0.15   (then: edgenas export RUN --precision int8)
       edgenas search --device pixel-1 --backend tflite --space proxyless --preset mobile --target-ms 80
     """
     from edgenas.search.pipeline import SearchConfig, default_run_dir, run_search
 
+    from edgenas.profiling.base import backend_class
+
+    backend_class(backend).check_precision(precision)
     if strategy not in list_strategies():
         raise InputError(f"unknown strategy {strategy!r}; known: {', '.join(list_strategies())}")
     if not re.fullmatch(r"auto|cpu|cuda(:[0-9]{1,2})?", torch_device):
@@ -91,7 +96,7 @@ def search(
         raise InputError(f"--partial-channels is an option of --strategy darts, not {strategy}")
     overrides = {"channels": search_channels} if search_channels else {}
     cfg = SearchConfig(device=device, backend=backend, target_ms=target_ms, strategy=strategy, space=space,
-                       preset=preset, data=data, batch=batch, threads=threads, seed=seed,
+                       preset=preset, data=data, batch=batch, threads=threads, precision=precision, seed=seed,
                        budget=dict(steps=budget, batch_size=batch_size, top_k=top_k, retrain_epochs=retrain_epochs,
                                    population=population, eval_examples=eval_examples),
                        strategy_options=opts, search_overrides=overrides, weights_size=train_size,

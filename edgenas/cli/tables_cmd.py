@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from edgenas.cli._output import console, emit, err_console
-from edgenas.cli.common import JSON
+from edgenas.cli.common import JSON, PRECISION
 from edgenas.cli.common_lists import int_list, str_list
 from edgenas.errors import InputError
 from edgenas.io import atomic_write_text
@@ -99,7 +99,7 @@ def missing(
     device: str = typer.Option(..., "--device", "-d"), backend: str = typer.Option(..., "--backend", "-b"),
     space: str = typer.Option("darts,proxyless", "--space"), preset: str = typer.Option("small", "--preset"),
     batch: str = typer.Option("1", "--batch"), threads: Optional[int] = typer.Option(None, "--threads", min=1, max=1024),
-    precision: str = typer.Option("fp32", "--precision"), tables_dir: Optional[Path] = TABLES_DIR,
+    precision: str = PRECISION, tables_dir: Optional[Path] = TABLES_DIR,
     as_json: bool = JSON,
 ):
     """Which op keys of a space a table lacks, and the command that measures them."""
@@ -216,7 +216,7 @@ def check(
     results: Optional[Path] = typer.Option(None, "--results",
                                            help="results.json of the on-device runner, for a device that is not this machine."),
     quick: bool = typer.Option(False, "--quick", help="Short protocol for the entries."),
-    tables_dir: Optional[Path] = TABLES_DIR, as_json: bool = JSON,
+    precision: str = PRECISION, tables_dir: Optional[Path] = TABLES_DIR, as_json: bool = JSON,
 ):
     """Re-measure the reference op and a few entries: does the table's millisecond scale still hold here?
 
@@ -231,10 +231,10 @@ def check(
     from edgenas.latency.check import check_table
 
     rep = check_table(device, backend, batch, threads, entries, processes, results, TableStore(tables_dir),
-                      quick=quick)
+                      quick=quick, precision=precision)
 
     def render(r):
-        console.print(f"[bold]{device}/{backend} batch {batch}[/bold]: {r['verdict']}")
+        console.print(f"[bold]{device}/{backend} {precision} batch {batch}[/bold]: {r['verdict']}")
         console.print(f"  table: {r['table_note']}")
         for line in r["advice"]:
             console.print(f"  {line}")

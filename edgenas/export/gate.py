@@ -29,6 +29,7 @@ class GateResult:
     threads: int
     target_ms: float | None
     tolerance: float = TARGET_TOLERANCE
+    precision: str = "fp32"
     artifact: str | None = None
     measured: bool = False
     measured_ms: float | None = None  # on the predictor's scale when possible (see ``scale``)
@@ -50,22 +51,25 @@ class GateResult:
 def latency_gate(space, arch, module, artifacts: dict, device: str, backend: str, batch: int,
                  threads: int | None = None, target_ms: float | None = None, measure: bool = True,
                  settings: ProtocolSettings = ProtocolSettings(), tolerance: float = TARGET_TOLERANCE,
-                 store=None) -> GateResult:
-    """Predict, and (on this machine) measure, the exported network; compare with ``target_ms``."""
+                 store=None, precision: str = "fp32") -> GateResult:
+    """Predict, and (on this machine) measure, the exported network; compare with ``target_ms``.
+
+    ``precision``: the table that predicts it and the precision the backend runs the artifact at.
+    """
     from edgenas.devices import get_profile
     from edgenas.latency.predictor import LatencyPredictor
 
     prof = get_profile(device)  # an unknown device is the user's error: let it raise
     predictor = None
     try:
-        predictor = LatencyPredictor.load(device, backend, space, batch, threads, store=store)
+        predictor = LatencyPredictor.load(device, backend, space, batch, threads, precision, store=store)
     except EdgeNASError as e:
         note = f"no prediction: {e}"
     else:
         note = ""
     if threads is None:
         threads = predictor.sel.threads if predictor else _profile_threads(prof, backend)
-    res = GateResult(device, backend, batch, threads, target_ms, tolerance)
+    res = GateResult(device, backend, batch, threads, target_ms, tolerance, precision=precision)
     if note:
         res.notes.append(note)
     if predictor is not None:
@@ -75,7 +79,7 @@ def latency_gate(space, arch, module, artifacts: dict, device: str, backend: str
             if not p.calibrated:
                 res.notes.append(f"predicted_ms is the plain op sum (uncalibrated; it overpredicts whole networks): "
                                  f"edgenas calibrate --device {device} --backend {backend} --space {space.name} "
-                                 f"--batch {batch}")
+                                 f"--batch {batch}" + (f" --precision {precision}" if precision != "fp32" else ""))
     if measure:
         _measure(res, prof, module, artifacts, batch, space, arch, settings, predictor)
     else:
@@ -125,7 +129,7 @@ def _measure(res: GateResult, prof, module, artifacts, batch, space, arch, setti
             return
     else:
         artifact = module
-    be = create_backend(res.backend, threads=res.threads)
+    be = create_backend(res.backend, threads=res.threads, precision=res.precision)
     shape = (batch, *space.input_shape)
     [m] = measure_networks(be, space, [arch], batch, settings, source="gate",
                            prepare=lambda _: be.load(artifact, shape))

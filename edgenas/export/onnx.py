@@ -16,20 +16,36 @@ from edgenas.profiling.base import ShippedArtifact
 from edgenas.profiling.onnxruntime_backend import OPSET, export_onnx  # noqa: F401 - the one exporter
 
 
-def ship(module, shape, path: Path, simplified: bool = True) -> ShippedArtifact:
-    """Export ``module`` to ``path`` (atomically), checked before and after simplification."""
+def ship(module, shape, path: Path, simplified: bool = True, calibration=None) -> ShippedArtifact:
+    """Export ``module`` to ``path`` (atomically), checked before and after simplification.
+
+    With a ``calibration`` (int8), the checked fp32 file is quantized (``quant.onnx_int8``) and
+    the int8 one, checked again, is what lands at ``path``; the info keeps the fp32 file's size
+    (``float_bytes``) and the quantizer's record (``quantization``).
+    """
     errors: list[str] = []
     tmp = path.with_name(path.name + ".partial")
     t = time.perf_counter()
-    exporter = export_onnx(module, shape, tmp, errors=errors)
-    check(tmp)
-    how = simplify(tmp) if simplified else "not simplified (disabled)"
-    check(tmp)
-    tmp.replace(path)
+    extra: dict = {}
+    try:
+        exporter = export_onnx(module, shape, tmp, errors=errors)
+        check(tmp)
+        how = simplify(tmp) if simplified else "not simplified (disabled)"
+        check(tmp)
+        if calibration is not None:
+            from edgenas.quant.onnx_int8 import quantize
+
+            quantized = path.with_name(path.name + ".int8.partial")
+            extra = {"float_bytes": tmp.stat().st_size, "quantization": quantize(tmp, quantized, calibration)}
+            check(quantized)
+            quantized.replace(tmp)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
     info = {"path": str(path), "bytes": path.stat().st_size, "exporter": exporter,
             "exporter_fallback_reason": errors[0] if exporter == "legacy" and errors else None,
             "checker": "passed (full_check)", "simplification": how,
-            "export_s": round(time.perf_counter() - t, 2), **summary(path)}
+            "export_s": round(time.perf_counter() - t, 2), **extra, **summary(path)}
     return ShippedArtifact(path, info)
 
 
@@ -76,7 +92,12 @@ def summary(path) -> dict:
 
 def markdown_lines(o: dict) -> list[str]:
     """The ONNX artifact's lines of ``report.md``."""
+    q = o.get("quantization")
+    int8 = ([f"  - int8: {q['quantizer']} ({q['format']}, per-channel {q['weight_type']} weights, "
+             f"{q['activation_type']} activations) calibrated on {q['calibration']['source']}; onnxruntime runs "
+             f"{q['int8_nodes']} nodes vs {q['float_nodes']} in fp32 ({q['int8_unfused_qdq']} unfused Q/DQ)"
+             + (" - MORE than fp32" if q["more_nodes_than_float"] else "")] if q else [])
     return [f"- ONNX: {o['path']} ({o['bytes'] / 1e6:.2f} MB), {o['exporter']} exporter"
             + (f" (dynamo failed: {o['exporter_fallback_reason']})" if o.get("exporter_fallback_reason") else "")
             + f", opset {o['opset'].get('ai.onnx')}, checker {o['checker']}, {o['nodes']} nodes: "
-            + ", ".join(f"{k} {v}" for k, v in o["op_counts"].items())]
+            + ", ".join(f"{k} {v}" for k, v in o["op_counts"].items())] + int8

@@ -10,6 +10,11 @@ loadability), parity (each backend runs its artifact on real inputs against PyTo
 the checks that failed; the CLI turns the first into one line and an exit code.
 
 Formats are the backends' ``export_format``: this module names no runtime.
+
+At ``precision`` int8 each backend ships its quantized artifact (``model_int8.onnx``, ...), calibrated
+on training images of the run's dataset, and parity becomes the int8 checks (``int8_checks``:
+accuracy against the fp32 network and top-1 agreement on the real test set, size); the latency
+gate times the int8 artifact against the int8 table.
 """
 
 from __future__ import annotations
@@ -48,6 +53,8 @@ class ExportOptions:
     tolerance: float = TARGET_TOLERANCE
     legacy_python: Path | None = None  # a Python with tflite_runtime 2.14: real load test + parity
     simplify: bool = True
+    precision: str = "fp32"  # int8: quantized artifacts, checked on the test set (``int8_checks``)
+    int8_samples: int = 10_000  # test images of the int8 checks (Fashion-MNIST's whole test set)
 
 
 @dataclass
@@ -96,14 +103,24 @@ def parse_formats(text: str) -> tuple[str, ...]:
 def export_backends(opts: ExportOptions) -> dict:
     """{format: backend instance} for ``opts.formats``, in ``export_formats`` order, one thread each.
 
-    Every backend gets the export options as backend options and takes those it understands.
+    Every backend gets the export options as backend options and takes those it understands. Without
+    ``formats``, every format whose backend runs ``opts.precision``; a named format whose backend
+    cannot is one line (InputError).
     """
     from edgenas.profiling.base import backend_class
 
-    wanted = opts.formats or tuple(export_formats())
-    return {fmt: backend_class(name)(threads=1, nhwc=opts.nhwc, simplify=opts.simplify,
+    wanted = opts.formats or tuple(f for f, name in export_formats().items()
+                                   if opts.precision in backend_class(name).precisions)
+    if not wanted:
+        raise InputError(f"no export format runs precision {opts.precision!r} here")
+    return {fmt: backend_class(name)(threads=1, precision=opts.precision, nhwc=opts.nhwc, simplify=opts.simplify,
                                      legacy_python=opts.legacy_python)
             for fmt, name in export_formats().items() if fmt in wanted}
+
+
+def artifact_name(backend) -> str:
+    """``model.onnx`` at fp32, ``model_int8.onnx`` at int8: both can sit in one export directory."""
+    return f"model{'' if backend.precision == 'fp32' else '_' + backend.precision}{backend.suffix}"
 
 
 def load_weights(module, path: Path) -> None:
@@ -222,6 +239,9 @@ def _plan(source: str, opts: ExportOptions, genotype=None) -> _Plan:
         raise InputError(f"--batch must be positive, got {batch}")
     if opts.atol <= 0:
         raise InputError(f"--atol must be positive, got {opts.atol}")
+    from edgenas.quant.precision import check_precision
+
+    check_precision(opts.precision)
     if opts.target_ms is not None and opts.target_ms <= 0:
         raise InputError(f"--target-ms must be positive, got {opts.target_ms}")
     out = Path(opts.out) if opts.out else (run_dir / "export" if run_dir else
@@ -240,9 +260,10 @@ def _plan(source: str, opts: ExportOptions, genotype=None) -> _Plan:
         from edgenas.devices import get_profile
         from edgenas.profiling.base import backend_class
 
-        get_profile(device)
+        prof = get_profile(device)
         if backend:
-            backend_class(backend)
+            backend_class(backend).check_precision(opts.precision)
+            prof.check_precision(backend, opts.precision)
     return _Plan(g, space, run_dir, gdir, meta, batch, out, device, backend, target, gating)
 
 
@@ -269,7 +290,7 @@ def _report_head(source: str, plan: _Plan, opts: ExportOptions, weights: Path | 
         "format": REPORT_FORMAT, "version": 1,
         "genotype": {"source": str(source), "space": g.space, "preset": g.preset,
                      "arch_id": arch_id(plan.space, g.arch), "meta": plan.meta},
-        "weights": str(weights) if weights is not None else None, "batch": plan.batch,
+        "weights": str(weights) if weights is not None else None, "batch": plan.batch, "precision": opts.precision,
         "input_shape_nchw": list(plan.shape), "tflite_io_layout": "NHWC" if opts.nhwc else "NCHW", "artifacts": {},
     }
 
@@ -298,7 +319,7 @@ def _latency(plan: _Plan, opts: ExportOptions, module, artifacts: dict, say) -> 
     say("latency")
     threads = opts.threads if opts.threads is not None else plan.meta.get("threads")
     gate = latency_gate(plan.space, plan.genotype.arch, module, artifacts, plan.device, plan.backend, plan.batch,
-                        threads, plan.target, measure=opts.measure,
+                        threads, plan.target, measure=opts.measure, precision=opts.precision,
                         settings=ProtocolSettings.quick() if opts.quick else ProtocolSettings(),
                         tolerance=opts.tolerance)
     return gate, gate.as_dict()
@@ -361,16 +382,56 @@ def check_network(module, space, batch: int, out: Path, opts: ExportOptions, dat
     out.mkdir(parents=True, exist_ok=True)
     check = NetworkCheck({}, {}, {}, [], [])
     backends = export_backends(opts)
+    if opts.precision == "int8":
+        from edgenas.export.int8_checks import calibration_images
+
+        say("int8 calibration data")
+        calibration = calibration_images(data, space.input_shape, batch)
+        for backend in backends.values():
+            backend.calibration = calibration
     for fmt, backend in backends.items():
         say(f"{fmt} export")
-        shipped = backend.ship(module, shape, out / f"model{backend.suffix}")
+        shipped = backend.ship(module, shape, out / artifact_name(backend))
         check.artifacts[fmt], check.info[fmt] = shipped.path, shipped.info
         check.failures += [Failure(c, m, DeploymentCheckFailed) for c, m in shipped.failures]
         check.strict_failures += [Failure(c, m, DeploymentCheckFailed) for c, m in shipped.strict_failures]
         check.warnings += shipped.warnings
     say("parity")
-    check.parity = _parity(module, space, backends, check, batch, opts, data, inputs)
+    check.parity = (_int8_checks if opts.precision == "int8" else _parity)(module, space, backends, check, batch,
+                                                                            opts, data, inputs)
     return check
+
+
+def _int8_checks(module, space, backends: dict, check: NetworkCheck, batch, opts, data, inputs) -> dict:
+    """The int8 form of the parity section: each artifact against the fp32 network on the test set."""
+    from edgenas.export import int8_checks as Q
+    from edgenas.export import parity as P
+
+    if inputs is None or len(inputs.x) % batch:
+        inputs = P.parity_inputs(space.input_shape, opts.int8_samples, batch, data)
+    ref = P.torch_outputs(module, inputs.x)
+    res: dict = {"inputs": inputs.source, "real_inputs": inputs.real, "n": int(len(inputs.x)), "atol": None,
+                 "rule": f"int8: accuracy at most {100 * Q.MAX_ACCURACY_DROP:g} point below the fp32 network's and "
+                         f">= {100 * Q.MIN_AGREEMENT:g}% top-1 agreement with it", "runtimes": {}}
+    for fmt, backend in backends.items():
+        path = check.artifacts[fmt]
+        try:
+            got = backend.outputs(path, inputs.x, batch)
+        except Exception as e:  # noqa: BLE001 - a runtime that cannot run the artifact is a failed check
+            msg = f"could not run: {type(e).__name__}: {' '.join(str(e).split())[:200]}"
+            res["runtimes"][backend.name] = {"passed": False, "max_abs_diff": float("inf"), "problem": msg}
+            check.failures.append(Failure("int8", f"{backend.name} {msg}", DeploymentCheckFailed))
+            continue
+        entry, failures = Q.check(ref, got, inputs.labels, Path(path).stat().st_size,
+                                  check.info[fmt].get("float_bytes"))
+        res["runtimes"][backend.name] = entry
+        check.failures += [Failure(c, f"{backend.name}: {m}", DeploymentCheckFailed) for c, m in failures]
+        # other runtimes of the same artifact must compute what its own runtime computes
+        for name, e, more in backend.more_parity(path, inputs.x, got, opts.atol, check.info[fmt]):
+            res["runtimes"][name] = e
+            check.failures += [Failure(c, m, DeploymentCheckFailed) for c, m in more]
+    res["passed"] = all(r.get("passed") for r in res["runtimes"].values())
+    return res
 
 
 def _parity(module, space, backends: dict, check: NetworkCheck, batch, opts, data, inputs) -> dict:
@@ -419,10 +480,15 @@ def markdown(r: dict) -> str:
     for fmt, info in r["artifacts"].items():
         lines += backend_class(formats[fmt]).report_lines(info)
     p = r["parity"]
-    lines.append(f"- parity on {p['inputs']}: " + "; ".join(
-        f"{k} max abs diff {v['max_abs_diff']:.2e}, top-1 agreement "
-        + (f"{100 * v['top1_agreement']:.1f}%" if v.get("top1_agreement") is not None else "n/a")
-        + ("" if v["passed"] else " FAILED") for k, v in p["runtimes"].items()) + f" (tolerance {p['atol']:g})")
+    if r.get("precision") == "int8":
+        from edgenas.export.int8_checks import markdown_line
+
+        lines += [markdown_line(k, v) for k, v in p["runtimes"].items()]
+    else:
+        lines.append(f"- parity on {p['inputs']}: " + "; ".join(
+            f"{k} max abs diff {v['max_abs_diff']:.2e}, top-1 agreement "
+            + (f"{100 * v['top1_agreement']:.1f}%" if v.get("top1_agreement") is not None else "n/a")
+            + ("" if v["passed"] else " FAILED") for k, v in p["runtimes"].items()) + f" (tolerance {p['atol']:g})")
     lat = r["latency"]
     if lat.get("measured"):
         lines.append(f"- latency on {lat['device']}/{lat['backend']} batch {lat['batch']}, {lat['threads']} thread(s): "
@@ -447,7 +513,7 @@ def first_failure(result: ExportResult) -> EdgeNASError | None:
     """The error the CLI raises: parity and deployability before latency, all named in one line."""
     if not result.failures:
         return None
-    order = {"parity": 0, "tflite_runtime": 1, "xnnpack": 2, "tflite_runtime 2.14": 3, "latency": 4}
+    order = {"parity": 0, "int8": 0, "int8_accuracy": 0, "int8_agreement": 0, "tflite_runtime": 1, "xnnpack": 2, "tflite_runtime 2.14": 3, "latency": 4}
     fs = sorted(result.failures, key=lambda f: order.get(f.check, 9))
     head = fs[0]
     extra = f" (also: {'; '.join(f.check for f in fs[1:])})" if len(fs) > 1 else ""

@@ -53,7 +53,7 @@ class CheckReport:
 
 def check_table(device: str, backend: str, batch: int = 1, threads: int | None = None, entries: int = 6,
                 processes: int = 3, results: Path | None = None, store=None, seed: int = 0,
-                quick: bool = False) -> CheckReport:
+                quick: bool = False, precision: str = "fp32") -> CheckReport:
     from edgenas.devices import get_profile
     from edgenas.latency.store import TableStore
     from edgenas.latency.table import TableSelection
@@ -62,10 +62,11 @@ def check_table(device: str, backend: str, batch: int = 1, threads: int | None =
     store = store or TableStore()
     table = store.load(device, backend, missing_ok=False)
     threads = threads or prof.threads_for(backend)
-    sel = TableSelection(device, backend, "fp32", threads, batch)
+    sel = TableSelection(device, backend, precision, threads, batch)
     rows = table.for_selection(sel).df
     if not len(rows):
-        raise InputError(f"{store.path(device, backend)} has no entries for batch {batch}, {threads} thread(s)")
+        raise InputError(f"{store.path(device, backend)} has no {precision} entries for batch {batch}, "
+                         f"{threads} thread(s)")
     if not rows["ref_ratio"].notna().all():
         raise InputError(f"{store.path(device, backend)} has no reference-paired entries (a published table): "
                          f"there is no scale to check")
@@ -101,7 +102,7 @@ def _measure_here(rep, table, sel, rows, entries, processes, seed, quick):
         rep.here_ms, rep.here_sessions = min(o.fast_ms for o in obs), len(obs)
     if entries <= 0:
         return
-    be = create_backend(sel.backend, threads=sel.threads)
+    be = create_backend(sel.backend, threads=sel.threads, precision=sel.precision)
     picked = rows.sample(min(entries, len(rows)), random_state=random.Random(seed).randrange(2 ** 31))
     timers = {}
     for r in picked.itertuples():

@@ -173,7 +173,8 @@ class LatencyPredictor:
         hint = ""
         if space is not None:
             hint = (f"edgenas profile --device {device} --backend {backend} --space {space.name} "
-                    f"--preset {getattr(space, 'preset', None) or 'small'} --batch {batch} --threads {threads} --resume")
+                    f"--preset {getattr(space, 'preset', None) or 'small'} --batch {batch} --threads {threads}"
+                    + (f" --precision {precision}" if precision != "fp32" else "") + " --resume")
         anchor, selected = None, table.for_selection(sel).df
         if len(selected) and selected["ref_ratio"].notna().all():
             anchor = resolve_anchor(table, sel, local=_is_this_machine(device), auto=auto_anchor)

@@ -301,7 +301,8 @@ def check_table_frame(df: pd.DataFrame, where: str, fix: str = "") -> None:
 def table_miss(missing: list[str], sel: TableSelection, profile_hint: str = "") -> TableMissError:
     shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
     hint = profile_hint or (f"edgenas profile --device {sel.device} --backend {sel.backend} --batch {sel.batch} "
-                            f"--threads {sel.threads} --resume")
+                            f"--threads {sel.threads}" + (f" --precision {sel.precision}" if sel.precision != "fp32"
+                                                           else "") + " --resume")
     return TableMissError(f"latency table has no entry for {len(missing)} op(s) ({sel.describe()}): {shown}; "
                           f"fill them with: {hint}", missing)
 

@@ -134,7 +134,7 @@ def search_predictor(device: str, backend: str, space, strategy: str, batch: int
 
     store = store or TableStore()
     per_op = strategy_class(strategy).needs_op_latencies
-    if not per_op:
+    if not per_op and precision == "fp32":  # whole-network models are fitted on fp32 measurements
         wn = WholeNetPredictor.load(device, backend, space, batch, threads, store)
         if wn is not None:
             return wn

@@ -56,11 +56,7 @@ class Backend(ABC):
     runner_runtime: ClassVar[str | None] = None
 
     def __init__(self, threads: int = 1, precision: str = "fp32", **options):
-        from edgenas.quant.precision import check_precision
-
-        check_precision(precision)
-        if precision not in self.precisions:
-            raise InputError(f"backend {self.name!r} supports precision {', '.join(self.precisions)}, not {precision!r}")
+        self.check_precision(precision)
         if not isinstance(threads, int) or threads < 1:
             raise InputError(f"threads must be a positive integer, got {threads!r}")
         self.threads = threads if self.uses_threads else 1
@@ -69,6 +65,16 @@ class Backend(ABC):
         #: data a static int8 quantizer calibrates on; None: ``calibration_for`` makes
         #: representative inputs (single ops). Whole-network exports set real images here.
         self.calibration = None
+
+    @classmethod
+    def check_precision(cls, precision: str) -> str:
+        """``precision`` when this backend runs it; else one line (InputError), before any work."""
+        from edgenas.quant.precision import check_precision
+
+        check_precision(precision)
+        if precision not in cls.precisions:
+            raise InputError(f"backend {cls.name!r} supports precision {', '.join(cls.precisions)}, not {precision!r}")
+        return precision
 
     def calibration_for(self, input_shape):
         """The CalibrationSet an int8 export of an input of ``input_shape`` calibrates on."""

@@ -99,6 +99,7 @@ def build_bundle(device: DeviceProfile, backend: Backend, specs: list[OpSpec], b
     time the very same files. ``store``: where the manifest copy for later imports is kept.
     """
     check_bundle_backend(device, backend.name)
+    device.check_precision(backend.name, backend.precision)
     out = Path(out)
     if out.suffix != ".zip":
         raise InputError(f"--bundle must name a .zip file, got {out}")
@@ -141,6 +142,8 @@ def build_bundle(device: DeviceProfile, backend: Backend, specs: list[OpSpec], b
                                                                           (ANDROID_HELPER, helper_src)) if src},
         "nonce": secrets.token_hex(16),
     }
+    if backend.precision == "int8":  # what the models were quantized with: the recipe and its value ranges
+        manifest["calibration"] = backend.calibration_for(nchw(REFERENCE_OP, batches[0])).describe()
     # the shell helper reads models.tsv, not the JSON: the manifest (hence bundle_id) covers its hash
     manifest["models_tsv_sha256"] = hashlib.sha256(models_tsv(manifest).encode()).hexdigest()
     manifest["bundle_id"] = device_runner().manifest_id(manifest)

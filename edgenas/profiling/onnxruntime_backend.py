@@ -77,7 +77,7 @@ class _OrtTimer(Timer):
 class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
     suffix = ".onnx"
-    precisions = ("fp32",)
+    precisions = ("fp32", "int8")
     export_format = "onnx"
     runner_runtime = "onnxruntime"
     install_hint = "pip install onnxruntime"
@@ -98,15 +98,33 @@ class OnnxRuntimeBackend(Backend):
     def converter_version(self) -> str:
         import torch
 
-        return f"ort{self.runtime_version()}-torch{torch.__version__}-opset{OPSET}"
+        version = f"ort{self.runtime_version()}-torch{torch.__version__}-opset{OPSET}"
+        if self.precision == "int8":
+            from edgenas.quant.onnx_int8 import RECIPE
+
+            version += f"-{RECIPE}"
+        return version
 
     @property
     def providers(self) -> list[str]:
         return list(self.options.get("providers") or ["CPUExecutionProvider"])
 
     def export(self, module, input_shape, path):
-        export_onnx(module, input_shape, Path(path), prefer_dynamo=self.options.get("exporter", "dynamo") == "dynamo")
-        return Path(path)
+        """The fp32 ``.onnx``; at int8, that file quantized (QDQ) on ``calibration_for(input_shape)``."""
+        path = Path(path)
+        prefer_dynamo = self.options.get("exporter", "dynamo") == "dynamo"
+        if self.precision != "int8":
+            export_onnx(module, input_shape, path, prefer_dynamo=prefer_dynamo)
+            return path
+        from edgenas.quant.onnx_int8 import quantize
+
+        fp32 = path.with_name(path.name + ".fp32.onnx")
+        try:
+            export_onnx(module, input_shape, fp32, prefer_dynamo=prefer_dynamo)
+            quantize(fp32, path, self.calibration_for(input_shape))
+        finally:
+            fp32.unlink(missing_ok=True)
+        return path
 
     def session(self, path):
         import onnxruntime as ort
@@ -120,7 +138,7 @@ class OnnxRuntimeBackend(Backend):
 
     def load(self, path, input_shape):
         sess = self.session(path)
-        name = sess.get_inputs()[0].name
+        name = sess.get_inputs()[0].name  # float I/O at every precision: QDQ quantizes inside the graph
         return _OrtTimer(sess, {name: example_input(input_shape)})
 
     def describe(self):
@@ -129,10 +147,13 @@ class OnnxRuntimeBackend(Backend):
         return d
 
     def ship(self, module, input_shape, path) -> ShippedArtifact:
-        """``model.onnx`` through the full checker, simplified (option ``simplify``, default on)."""
+        """``model.onnx`` through the full checker, simplified (option ``simplify``, default on); at int8
+        that file quantized on ``calibration_for(input_shape)`` (the run's training images, at export)."""
         from edgenas.export.onnx import ship
 
-        return ship(module, input_shape, Path(path), simplified=self.options.get("simplify", True))
+        calibration = self.calibration_for(input_shape) if self.precision == "int8" else None
+        return ship(module, input_shape, Path(path), simplified=self.options.get("simplify", True),
+                    calibration=calibration)
 
     @classmethod
     def report_lines(cls, info):

@@ -106,6 +106,8 @@ def profile_ops(device: DeviceProfile, backend: Backend, specs: list[OpSpec], ba
     run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
     run = {"kind": "profile", "command": command, "environment": environment(), "backend": backend.describe(),
            "protocol": settings.as_dict(), "reference_op": REFERENCE_OP.key, "chunks": []}
+    if backend.precision == "int8":  # what each op was calibrated on: the recipe and its value ranges
+        run["calibration"] = backend.calibration_for(nchw(REFERENCE_OP, batches[0] if batches else 1)).describe()
     result = ProfileResult(path, run_id=run_id)
 
     plan = []

@@ -47,6 +47,7 @@ class SearchConfig:
     data: str = "fashion-mnist"
     batch: int = 1  # latency batch size (the table's)
     threads: int | None = None
+    precision: str = "fp32"  # the table the search prices with, and what the chosen network is measured at
     seed: int = 0
     budget: dict = field(default_factory=dict)
     strategy_options: dict = field(default_factory=dict)
@@ -114,7 +115,8 @@ def checkpoint_globals() -> list:
 
 
 def default_run_dir(cfg: SearchConfig) -> Path:
-    return Path("runs") / f"{cfg.strategy}-{cfg.space}-{cfg.device}-{cfg.target_ms:g}ms-s{cfg.seed}"
+    at = "" if cfg.precision == "fp32" else f"-{cfg.precision}"
+    return Path("runs") / f"{cfg.strategy}-{cfg.space}-{cfg.device}-{cfg.target_ms:g}ms{at}-s{cfg.seed}"
 
 
 def resolve_torch_device(name: str) -> str:
@@ -136,7 +138,8 @@ def _context(cfg: SearchConfig, log: Callable) -> tuple[SearchContext, object]:
     if search_space.decisions() != space.decisions():
         raise InputError("search overrides must keep the space's choices (e.g. channels, not layers, for darts "
                          "choices are per cell type; for proxyless keep the stage layout)")
-    predictor = search_predictor(cfg.device, cfg.backend, space, cfg.strategy, cfg.batch, cfg.threads)
+    predictor = search_predictor(cfg.device, cfg.backend, space, cfg.strategy, cfg.batch, cfg.threads,
+                                 cfg.precision)
     mode = strategy_class(cfg.strategy).expected_latency
     # a whole-network model has no per-op latencies: only black-box strategies run on it (search_predictor)
     expected = ExpectedLatency(space, predictor, mode=mode) if isinstance(predictor, LatencyPredictor) else None
@@ -237,6 +240,7 @@ def check_resume(run: Run, cfg: SearchConfig, resume: bool) -> dict | None:
     if not isinstance(old, dict):
         raise InputError(f"{run.file('config.json')} is not a run configuration; {fix}")
     new = json.loads(json.dumps(asdict(cfg)))
+    old.setdefault("precision", "fp32")  # runs from before precision was a setting were fp32
     if old != new:
         diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
         raise InputError(f"--resume with different settings than {out}/config.json ({', '.join(diff)}); "
@@ -354,8 +358,8 @@ def _measure(cfg, ctx, predictor, top, retrained, run, on_progress) -> str:
     avail, why = backend_class(cfg.backend).availability()
     if not avail:
         return f"not measured: {why}"
-    be = create_backend(cfg.backend, threads=predictor.sel.threads)
-    how = (f"whole networks exported to {cfg.backend} and timed on this machine with the profiling protocol, "
+    be = create_backend(cfg.backend, threads=predictor.sel.threads, precision=cfg.precision)
+    how = (f"whole networks exported to {cfg.backend} ({cfg.precision}) and timed on this machine with the profiling protocol, "
            f"paired with the reference op; measured ms = ratio to the reference x the quiet-state scale "
            f"({getattr(predictor, 'scale_note', 'the latency model scale')}); raw median of this run beside it")
     todo = [i for i, r in enumerate(retrained) if r["measured_ms"] is None]
@@ -396,6 +400,7 @@ def _finish(cfg, ctx, predictor, strategy, cands, top, retrained, run, log_rows,
     run.write_csv("candidates.csv", rows)
     save_file(load_file(str(run.file(f"candidate{best}.safetensors"))), str(run.file("weights.safetensors")))
     meta = {"strategy": cfg.strategy, "device": cfg.device, "backend": cfg.backend, "batch": cfg.batch,
+            "precision": cfg.precision,
             "threads": predictor.sel.threads, "target_ms": target, "predicted_ms": chosen.predicted_ms,
             "measured_ms": res["measured_ms"], "test_acc": res["test_acc"], "arch_acc": res["arch_acc"],
             "data": cfg.data, "weights": "weights.safetensors"}
@@ -405,7 +410,8 @@ def _finish(cfg, ctx, predictor, strategy, cands, top, retrained, run, log_rows,
     plot = _plot(ctx, cands, top, retrained, target, run.file("pareto.png"), cfg)
     summary = {
         "run": str(run.path), "strategy": cfg.strategy, "space": cfg.space, "preset": cfg.preset,
-        "device": cfg.device, "backend": cfg.backend, "batch": cfg.batch, "threads": predictor.sel.threads,
+        "device": cfg.device, "backend": cfg.backend, "batch": cfg.batch, "precision": cfg.precision,
+        "threads": predictor.sel.threads,
         "target_ms": target, "data": ctx.data.describe(), "budget": ctx.budget.as_dict(),
         "steps_run": strategy.step_count, "stopped_early": strategy.finished_early(),
         "candidates_evaluated": len(cands), "feasible_candidates": sum(c.predicted_ms <= target for c in cands),
