@@ -72,13 +72,62 @@ def build(backend_name: str, mode: str, specs, batches, root: Path, workers: int
 
 
 def agreement(a: pd.DataFrame, b: pd.DataFrame) -> dict:
-    """Share of entries whose paired ratios agree within the sum of their CI half-widths."""
+    """Share of entries whose paired ratios agree within the sum of their CI half-widths, split by
+    whether onnxruntime's exporter changed for the entry's op kind (else only noise can differ)."""
+    from edgenas.profiling.onnx_exporters import LEGACY_EXACT_OPS
+
     m = a.merge(b, on=["op_key", "batch"], suffixes=("_a", "_b"))
     diff = (m["ref_ratio_a"] - m["ref_ratio_b"]).abs()
     allowed = m["rel_ci_a"] * m["ref_ratio_a"] + m["rel_ci_b"] * m["ref_ratio_b"]
     rel = diff / ((m["ref_ratio_a"] + m["ref_ratio_b"]) / 2)
-    return {"compared": len(m), "agree_within_ci": round(float((diff <= allowed).mean()), 3),
-            "median_rel_diff": round(float(rel.median()), 4), "p90_rel_diff": round(float(rel.quantile(0.9)), 4)}
+    ok = diff <= allowed
+    legacy = m["op_key"].str.split("-").str[0].isin(LEGACY_EXACT_OPS)
+    return {"compared": len(m), "agree_within_ci": round(float(ok.mean()), 3),
+            "agree_legacy_kinds": f"{int(ok[legacy].sum())}/{int(legacy.sum())}",
+            "agree_other_kinds": f"{int(ok[~legacy].sum())}/{int((~legacy).sum())}",
+            "median_rel_diff": round(float(rel.median()), 4), "p90_rel_diff": round(float(rel.quantile(0.9)), 4),
+            "disagreeing": [{"op_key": r.op_key, "batch": int(r.batch), "ratio_before": round(r.ref_ratio_a, 4),
+                             "ratio_after": round(r.ref_ratio_b, 4), "ci_before": round(r.rel_ci_a, 4),
+                             "ci_after": round(r.rel_ci_b, 4)} for r in m[~ok].itertuples()]}
+
+
+def exporter_ab(per_kind: int, settings) -> dict:
+    """onnxruntime, batch 1: the dynamo and the legacy artifact of each op of a legacy-routed kind,
+    timed in the same measure() call (interleaved, one paired reference): the cleanest A/B there is."""
+    from edgenas.ops.registry import is_zero_cost
+    from edgenas.profiling.base import create_backend
+    from edgenas.profiling.onnx_exporters import LEGACY_EXACT_OPS, export_op_legacy
+    from edgenas.profiling.onnxruntime_backend import export_onnx
+    from edgenas.profiling.protocol import measure
+    from edgenas.profiling.runner import REFERENCE_OP, nchw, op_module, prepare_op, space_specs
+
+    be = create_backend("onnxruntime")
+    specs, count = [], {}
+    for s in space_specs(["darts", "proxyless"], "small"):
+        if s.op in LEGACY_EXACT_OPS and not is_zero_cost(s) and count.get(s.op, 0) < per_kind:
+            specs.append(s)
+            count[s.op] = count.get(s.op, 0) + 1
+    rows = []
+    with tempfile.TemporaryDirectory() as d:
+        for i in range(0, len(specs), 6):
+            timers = {}
+            for s in specs[i:i + 6]:
+                module, shape = op_module(s), nchw(s, 1)
+                export_onnx(module, shape, Path(d) / f"{s.key}.dynamo.onnx")
+                export_op_legacy(module, shape, Path(d) / f"{s.key}.legacy.onnx")
+                for how in ("dynamo", "legacy"):
+                    timers[f"{s.key}|{how}"] = be.load(Path(d) / f"{s.key}.{how}.onnx", shape)
+            rep = measure(timers, settings, reference=prepare_op(be, REFERENCE_OP, 1, Path(d) / "cache"))
+            for s in specs[i:i + 6]:
+                a, b = rep.stats[f"{s.key}|dynamo"], rep.stats[f"{s.key}|legacy"]
+                diff = abs(a.ref_ratio - b.ref_ratio)
+                rows.append({"op_key": s.key, "ratio_dynamo": round(a.ref_ratio, 4), "ratio_legacy": round(b.ref_ratio, 4),
+                             "ci_dynamo": round(a.rel_ci, 4), "ci_legacy": round(b.rel_ci, 4),
+                             "rel_diff": round(diff / a.ref_ratio, 4),
+                             "agree": bool(diff <= a.rel_ci * a.ref_ratio + b.rel_ci * b.ref_ratio)})
+                print(json.dumps(rows[-1]), flush=True)
+    return {"ops": len(rows), "agree_within_ci": f"{sum(r['agree'] for r in rows)}/{len(rows)}",
+            "median_rel_diff": float(pd.Series([r["rel_diff"] for r in rows]).median()), "rows": rows}
 
 
 def main():
@@ -94,7 +143,17 @@ def main():
     ap.add_argument("--modes", default="before,after")
     ap.add_argument("--out", default="table_build")
     ap.add_argument("--quick", action="store_true", help="the quick protocol (a smoke run, not a table)")
+    ap.add_argument("--exporter-ab", type=int, default=0, metavar="N",
+                    help="instead: N ops per legacy-routed kind, dynamo vs legacy artifact timed side by side")
     args = ap.parse_args()
+    settings = ProtocolSettings.quick() if args.quick else ProtocolSettings()
+    if args.exporter_ab:
+        result = {"date": time.strftime("%Y-%m-%d %H:%M"), "load_avg_start": round(os.getloadavg()[0], 1),
+                  **exporter_ab(args.exporter_ab, settings), "load_avg_end": round(os.getloadavg()[0], 1)}
+        OUT.mkdir(parents=True, exist_ok=True)
+        (OUT / f"{args.out}.json").write_text(json.dumps(result, indent=2) + "\n")
+        print(json.dumps({k: v for k, v in result.items() if k != "rows"}, indent=2))
+        return
     specs = [s for s in space_specs(["darts", "proxyless"], "small") if not is_zero_cost(s)]
     specs = specs[:args.limit] if args.limit else specs
     batches = [int(b) for b in args.batches.split(",")]
@@ -104,8 +163,7 @@ def main():
             modes = args.modes.split(",") if backend != "torch-cpu" else ["after"]  # nothing to convert
             built = {}
             for mode in modes:
-                built[mode] = build(backend, mode, specs, batches, Path(d) / backend, args.workers,
-                                    ProtocolSettings.quick() if args.quick else ProtocolSettings())
+                built[mode] = build(backend, mode, specs, batches, Path(d) / backend, args.workers, settings)
                 row = {k: v for k, v in built[mode].items() if k != "table"}
                 rows.append(row)
                 print(json.dumps(row), flush=True)
