@@ -121,7 +121,8 @@ def exporter_ab(per_kind: int, settings) -> dict:
             for s in specs[i:i + 6]:
                 a, b = rep.stats[f"{s.key}|dynamo"], rep.stats[f"{s.key}|legacy"]
                 diff = abs(a.ref_ratio - b.ref_ratio)
-                rows.append({"op_key": s.key, "ratio_dynamo": round(a.ref_ratio, 4), "ratio_legacy": round(b.ref_ratio, 4),
+                rows.append({"op_key": s.key,
+                             "ratio_dynamo": round(a.ref_ratio, 4), "ratio_legacy": round(b.ref_ratio, 4),
                              "ci_dynamo": round(a.rel_ci, 4), "ci_legacy": round(b.rel_ci, 4),
                              "rel_diff": round(diff / a.ref_ratio, 4),
                              "agree": bool(diff <= a.rel_ci * a.ref_ratio + b.rel_ci * b.ref_ratio)})

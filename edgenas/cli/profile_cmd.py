@@ -89,7 +89,8 @@ def profile(
     def render(res):
         for b in res["backends"]:
             console.print(f"{b['backend']}: measured {b['measured']} entries, {b['already_present']} already present, "
-                          f"{b['elapsed_s']:.1f} s, max host drift {100 * b['max_drift']:.0f}% -> {b['table']}")
+                          f"{b['elapsed_s']:.1f} s ({b['convert_s']:.1f} s converting), "
+                          f"max host drift {100 * b['max_drift']:.0f}% -> {b['table']}")
 
     emit(result, as_json, render)
 

@@ -85,9 +85,10 @@ def convert_artifacts(backend: Backend, jobs: list[tuple[OpSpec, int]], cache: P
     """Write the artifact of every (op spec, batch) the cache lacks, before anything is measured.
 
     Conversions run in ``workers`` spawned processes (default: one per CPU; 1 converts in this
-    process): exporters are single-threaded Python, so a pool is the only way to use every core,
-    and it must finish before measuring starts. Each artifact lands in the cache atomically as it
-    finishes, so an interrupted phase resumes with what is left. Returns counts and the phase's time.
+    process, as it does for fewer than 4 models per worker): exporters are single-threaded Python,
+    so a pool is the only way to use every core, and it must finish before measuring starts. Each
+    artifact lands in the cache atomically as it finishes, so an interrupted phase resumes with
+    what is left. Returns counts, the workers used and the phase's time.
     """
     start = time.perf_counter()
     cache = Path(cache or cache_dir())
@@ -95,6 +96,8 @@ def convert_artifacts(backend: Backend, jobs: list[tuple[OpSpec, int]], cache: P
     todo = [] if not backend.suffix else [
         (s, b) for s, b in jobs if not backend.artifact_path(cache, op_cache_key(s), nchw(s, b)).exists()]
     workers = max(1, min(workers or os.cpu_count() or 1, len(todo)))
+    if len(todo) < 4 * workers:  # a worker's start (a fresh interpreter importing torch) takes seconds
+        workers = 1
     done = 0
 
     def finished(spec: OpSpec, batch: int) -> None:
