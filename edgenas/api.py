@@ -190,6 +190,7 @@ def run_profile(plan: ProfilePlan, tables_dir: Path | str | None = None, resume:
         results.append({"backend": be.name, "runtime_version": be.runtime_version(), "threads": be.threads,
                         "precision": be.precision, "table": str(r.table_path), "measured": r.measured,
                         "already_present": r.skipped_existing, "elapsed_s": round(r.elapsed_s, 2),
+                        "convert_s": round(r.convert_s, 2),
                         "max_drift": round(max(r.drift), 4) if r.drift else 0.0, "run_id": r.run_id})
     return {"device": plan.device.name, "batches": plan.batches, "op_instances": len(plan.specs),
             "backends": results, "skipped_backends": plan.skipped}

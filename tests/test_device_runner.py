@@ -135,7 +135,7 @@ class _Synthetic:
 def test_runner_measure_equals_edgenas_measure_on_the_same_host(rt):
     """Same order of visits, same pairing, same stopping: same statistics for every entry."""
     settings = ProtocolSettings(warmup_calls=1, warmup_s=0.0, max_block_calls=1, min_rounds=4, max_rounds=15,
-                                target_rel_ci=0.05, time_cap_s=600)
+                                target_rel_ci=0.05, time_cap_s=600, max_rounds_wide=30)
     # the host's speed moves between visits; a reference block and its entry block share a phase
     factors = [f for f in np.random.default_rng(7).uniform(0.7, 1.6, 97) for _ in (0, 1)]
 
@@ -151,7 +151,8 @@ def test_runner_measure_equals_edgenas_measure_on_the_same_host(rt):
     stats, rounds, _, refs = rt.measure(ts, settings.as_dict(), ref)
     assert rounds == want.rounds and refs == want.reference_ms
     per_entry = sorted(st["rounds"] for st in stats.values())
-    assert per_entry[0] < 15 and per_entry[-1] == 15  # quiet entries stopped early, the noisy one ran on
+    # quiet entries stopped early; the noisy one ran on past max_rounds while its CI was over wide_rel_ci
+    assert per_entry[0] < 15 and 15 < per_entry[-1] <= 30
     for k, st in want.stats.items():
         assert stats[k] == st.as_dict(), k
 

@@ -41,7 +41,7 @@ class Host:
         return f
 
 
-FAST = ProtocolSettings(warmup_calls=1, warmup_s=0.0, min_rounds=4, max_rounds=12, time_cap_s=60)
+FAST = ProtocolSettings(warmup_calls=1, warmup_s=0.0, min_rounds=4, max_rounds=12, time_cap_s=60, max_rounds_wide=12)
 
 
 def test_summary_statistics_match_numpy():
@@ -69,6 +69,18 @@ def test_quiet_entries_stop_at_min_rounds_noisy_ones_run_on():
     rep = measure({"quiet": quiet, "noisy": noisy}, FAST)
     assert rep.stats["quiet"].rounds == FAST.min_rounds and rep.stats["quiet"].stable
     assert rep.stats["noisy"].rounds == FAST.max_rounds and not rep.stats["noisy"].stable
+
+
+def test_past_max_rounds_only_entries_wider_than_wide_rel_ci_go_on():
+    """A 3%-noisy entry stops at max_rounds short of a tight target; a wildly noisy one (CI > 10%)
+    goes on to max_rounds_wide."""
+    settings = ProtocolSettings(warmup_calls=1, warmup_s=0.0, min_rounds=4, max_rounds=12, time_cap_s=60,
+                                target_rel_ci=0.001, wide_rel_ci=0.10, max_rounds_wide=30)
+    moderate = SyntheticTimer(1e-4, Host(list(np.random.default_rng(3).uniform(0.97, 1.03, 97))))
+    wild = SyntheticTimer(1e-4, Host(list(np.random.default_rng(4).uniform(0.5, 2.0, 97))))
+    rep = measure({"moderate": moderate, "wild": wild}, settings)
+    assert rep.stats["moderate"].rounds == 12 and 0.001 < rep.stats["moderate"].rel_ci < 0.10
+    assert rep.stats["wild"].rounds == 30 and rep.stats["wild"].rel_ci > 0.10 and rep.rounds == 30
 
 
 def test_paired_reference_cancels_shared_host_drift():

@@ -288,7 +288,8 @@ def _importable(module):
 
 # ---- the protocol (mirrors edgenas/profiling/protocol.py) ---------------------------------------
 DEFAULT_SETTINGS = {"warmup_calls": 10, "warmup_s": 0.2, "block_ms": 20.0, "max_block_calls": 200, "min_rounds": 5,
-                    "max_rounds": 25, "target_rel_ci": 0.03, "time_cap_s": 120.0, "seed": 0}
+                    "max_rounds": 25, "target_rel_ci": 0.03, "time_cap_s": 120.0, "seed": 0, "wide_rel_ci": 0.10,
+                    "max_rounds_wide": 60}
 
 
 def median_rel_ci(values):
@@ -359,9 +360,13 @@ def measure(timers, settings, reference=None, on_round=None):
     all_refs = []
     pending = set(keys)
     rounds = 0
-    while pending and rounds < s["max_rounds"]:
+    while pending and rounds < max(s["max_rounds"], s["max_rounds_wide"]):
         if rounds >= s["min_rounds"] and time.perf_counter() - start > s["time_cap_s"]:
             break
+        if rounds >= s["max_rounds"]:  # only the still-wide entries go on
+            pending = set(k for k in pending if _rel_ci(medians[k], paired[k]) > s["wide_rel_ci"])
+            if not pending:
+                break
         order = sorted(pending)
         rng.shuffle(order)
         for k in order:

@@ -83,18 +83,14 @@ def profile(
     for s in plan.skipped:
         err_console.print(f"[yellow]skipping {s['backend']}: {s['reason']}[/yellow]")
     with progress_bar() as bar:
-        tasks = {be.name: bar.add_task(f"{be.name} t{be.threads}", total=None, detail="") for be in plan.backends}
-
-        def on_event(be, ev):
-            bar.update(tasks[be.name], total=ev.total, completed=ev.done,
-                       detail=f"b{ev.batch} {ev.phase} {ev.key}"[:70])
-
-        result = run_profile(plan, tables_dir, resume, overwrite, on_event, command)
+        tasks = {be.name: _on_event(bar, be) for be in plan.backends}
+        result = run_profile(plan, tables_dir, resume, overwrite, lambda be, ev: tasks[be.name](ev), command)
 
     def render(res):
         for b in res["backends"]:
             console.print(f"{b['backend']}: measured {b['measured']} entries, {b['already_present']} already present, "
-                          f"{b['elapsed_s']:.1f} s, max host drift {100 * b['max_drift']:.0f}% -> {b['table']}")
+                          f"{b['elapsed_s']:.1f} s ({b['convert_s']:.1f} s converting), "
+                          f"max host drift {100 * b['max_drift']:.0f}% -> {b['table']}")
 
     emit(result, as_json, render)
 
@@ -169,9 +165,16 @@ def _elsewhere(prof, backend, batches, specs, threads, precision, resume, overwr
 
 
 def _on_event(bar, be):
+    """One bar per backend; it restarts when the run goes from converting models to measuring them
+    (they count different things), so the ETA column estimates the phase at hand."""
     task = bar.add_task(f"{be.name} t{be.threads}", total=None, detail="")
+    phase = {"convert": None}
 
     def on_event(ev):
+        converting = ev.phase == "convert"
+        if phase["convert"] is not None and converting != phase["convert"]:
+            bar.reset(task)
+        phase["convert"] = converting
         bar.update(task, total=ev.total, completed=ev.done, detail=f"b{ev.batch} {ev.phase} {ev.key}"[:70])
 
     return on_event

@@ -123,7 +123,7 @@ class Backend(ABC):
 
         Shared by local profiling and on-device bundles, so both time the very same file.
         """
-        path = Path(cache_dir) / self.name / f"{self.artifact_id(cache_key, input_shape)}{self.suffix}"
+        path = self.artifact_path(cache_dir, cache_key, input_shape)
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
             # unique per process: two processes exporting the same op never write into one file;
@@ -135,6 +135,10 @@ class Backend(ABC):
             finally:
                 tmp.unlink(missing_ok=True)
         return path
+
+    def artifact_path(self, cache_dir: Path, cache_key: str, input_shape) -> Path:
+        """Where ``artifact`` keeps (or will write) the artifact for ``cache_key`` at ``input_shape``."""
+        return Path(cache_dir) / self.name / f"{self.artifact_id(cache_key, input_shape)}{self.suffix}"
 
     def artifact_id(self, cache_key: str, input_shape) -> str:
         parts = [self.name, self.precision, self.converter_version(), cache_key, "x".join(map(str, input_shape))]

@@ -35,12 +35,12 @@ from edgenas.errors import InputError
 from edgenas.io import atomic_write_bytes, atomic_write_text
 from edgenas.latency.store import TableStore
 from edgenas.latency.table import now_iso
-from edgenas.ops.registry import build_op, is_zero_cost
+from edgenas.ops.registry import is_zero_cost
 from edgenas.ops.spec import OpSpec
 from edgenas.paths import cache_dir, shipped
 from edgenas.profiling.base import Backend
 from edgenas.profiling.protocol import ProtocolSettings
-from edgenas.profiling.runner import REFERENCE_OP, ProfileEvent, nchw, op_cache_key
+from edgenas.profiling.runner import REFERENCE_OP, ProfileEvent, convert_artifacts, nchw, op_cache_key, op_module
 
 RUNNER = "edgenas_device_runner.py"
 ANDROID_HELPER = "android_benchmark.sh"
@@ -117,18 +117,19 @@ def build_bundle(device: DeviceProfile, backend: Backend, specs: list[OpSpec], b
 
     def add(spec: OpSpec, batch: int, name: str) -> dict:
         shape = nchw(spec, batch)
-        path = backend.artifact(build_op(spec).eval(), shape, cache, op_cache_key(spec))
+        path = backend.artifact(op_module(spec), shape, cache, op_cache_key(spec))
         data = path.read_bytes()
         rel = f"models/b{batch}/{name}{backend.suffix}"
         files[rel] = data
         return {"op_key": spec.key, "batch": batch, "file": rel, "sha256": hashlib.sha256(data).hexdigest(),
                 "input_shape": backend.runtime_input_shape(shape)}
 
+    convert_artifacts(backend, [(s, b) for b in batches for s in [REFERENCE_OP, *specs]], cache, on_event=on_event)
     for batch in batches:
         references[str(batch)] = {"id": f"ref-b{batch}", **add(REFERENCE_OP, batch, "reference")}
         for i, spec in enumerate(specs):
             if on_event:
-                on_event(ProfileEvent("convert", done, total, batch, spec.key))
+                on_event(ProfileEvent("pack", done, total, batch, spec.key))
             entries.append({"id": f"b{batch}-{i:04d}", **add(spec, batch, f"{i:04d}")})
             done += 1
     manifest = {

@@ -19,7 +19,10 @@ Design (see docs/measurement.md for the measured reasons):
 - **Adaptive stop**: after ``min_rounds``, an entry stops when the distribution-free 95%
   confidence interval of its ratio (of its median without a reference) over blocks is within
   ``target_rel_ci``; the run stops at ``max_rounds`` or ``time_cap_s``. Entries that never got
-  there are flagged ``stable = False``, never dropped.
+  there are flagged ``stable = False``, never dropped. Only entries whose interval is still
+  wider than ``wide_rel_ci`` at ``max_rounds`` go on, up to ``max_rounds_wide``: on the shipped
+  x86 tables every entry with a CI over 10% had stopped at round 25, and they are a few per
+  hundred, so their extra rounds cost seconds, not minutes.
 - **Robust statistics**: the table value is the median of all calls; mean, p10, p90, std and CV
   describe the spread.
 
@@ -52,13 +55,16 @@ class ProtocolSettings:
     min_rounds: int = 5
     max_rounds: int = 25
     target_rel_ci: float = 0.03  # stop when the 95% CI half-width of the median is within 3%
+    wide_rel_ci: float = 0.10  # past max_rounds, only entries with a CI wider than this go on...
+    max_rounds_wide: int = 60  # ...up to this many rounds
     time_cap_s: float = 120.0  # per measure() call (a chunk of entries)
     seed: int = 0
 
     @classmethod
     def quick(cls) -> "ProtocolSettings":
         """For tests and smoke runs: fewer rounds, same statistics."""
-        return cls(warmup_calls=3, warmup_s=0.02, block_ms=5.0, min_rounds=3, max_rounds=6, time_cap_s=20.0)
+        return cls(warmup_calls=3, warmup_s=0.02, block_ms=5.0, min_rounds=3, max_rounds=6, time_cap_s=20.0,
+                   max_rounds_wide=6)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -193,9 +199,13 @@ def measure(timers: Mapping[str, Timer], settings: ProtocolSettings = ProtocolSe
     all_refs: list[float] = []
     pending = set(keys)
     rounds = 0
-    while pending and rounds < settings.max_rounds:
+    while pending and rounds < max(settings.max_rounds, settings.max_rounds_wide):
         if rounds >= settings.min_rounds and time.perf_counter() - start > settings.time_cap_s:
             break
+        if rounds >= settings.max_rounds:  # only the still-wide entries go on
+            pending = {k for k in pending if _rel_ci(medians[k], paired[k]) > settings.wide_rel_ci}
+            if not pending:
+                break
         order = sorted(pending)
         rng.shuffle(order)
         for k in order:

@@ -1,15 +1,20 @@
-"""Resumable table building: measure op instances in chunks, save after every chunk.
+"""Resumable table building: convert every op model first, then measure in chunks, saving after each.
 
-Each chunk is converted (artifacts are cached on disk), measured with the interleaved protocol
-against a reference op, and written atomically into the table before the next chunk starts. An
-interrupted run therefore keeps every finished chunk and every converted artifact; ``resume``
-measures only the op keys the table lacks for this (device, backend, runtime, precision,
-threads, batch).
+Two phases. **Convert**: every artifact the run needs (each op instance at each batch size, and
+the reference op) is written to the on-disk artifact cache, in a pool of worker processes
+(``convert_artifacts``); converting is CPU-bound and nothing is timed meanwhile, because a busy
+core ruins timings. **Measure**: chunk by chunk, the cached artifacts are loaded, measured with
+the interleaved protocol against a reference op, and written atomically into the table before
+the next chunk starts. An interrupted run therefore keeps every finished chunk and every
+converted artifact; ``resume`` converts only what the cache lacks and measures only the op keys
+the table lacks for this (device, backend, runtime, precision, threads, batch).
 """
 
 from __future__ import annotations
 
+import os
 import secrets
+import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,21 +49,105 @@ def op_cache_key(spec: OpSpec) -> str:
     return f"op|v{ARTIFACT_VERSION}|{spec.key}"
 
 
+def op_module(spec: OpSpec):
+    """The eval-mode module of one op instance, tagged ``edgenas_op`` with its op kind.
+
+    A backend may convert single ops of a kind with a faster converter proven exact for that
+    kind (onnxruntime: ``edgenas.profiling.onnx_exporters``); whole networks carry no tag.
+    """
+    module = build_op(spec).eval()
+    module.edgenas_op = spec.op
+    return module
+
+
 def prepare_op(backend: Backend, spec: OpSpec, batch: int, cache: Path | None = None):
     """A Timer for one op instance at a batch size (artifact cached by op key)."""
-    return backend.prepare(build_op(spec).eval(), nchw(spec, batch), cache_dir=cache or cache_dir(),
+    return backend.prepare(op_module(spec), nchw(spec, batch), cache_dir=cache or cache_dir(),
                            cache_key=op_cache_key(spec))
 
 
 @dataclass
 class ProfileEvent:
-    """Progress callbacks: phase is 'convert' or 'measure'; done/total count op entries."""
+    """Progress callbacks: phase is 'convert', 'measure' or 'saved'. In 'convert', done/total count
+    artifacts and ``eta_s`` estimates the rest of the phase; otherwise they count op entries."""
 
     phase: str
     done: int
     total: int
     batch: int
     key: str = ""
+    eta_s: float | None = None
+
+
+def convert_artifacts(backend: Backend, jobs: list[tuple[OpSpec, int]], cache: Path | None = None,
+                      workers: int | None = None,
+                      on_event: Callable[[ProfileEvent], None] | None = None) -> dict:
+    """Write the artifact of every (op spec, batch) the cache lacks, before anything is measured.
+
+    Conversions run in ``workers`` spawned processes (default: one per CPU; 1 converts in this
+    process, as it does for fewer than 4 models per worker): exporters are single-threaded Python,
+    so a pool is the only way to use every core, and it must finish before measuring starts. Each
+    artifact lands in the cache atomically as it finishes, so an interrupted phase resumes with
+    what is left. Returns counts, the workers used and the phase's time.
+    """
+    start = time.perf_counter()
+    cache = Path(cache or cache_dir())
+    jobs = list(dict.fromkeys(jobs))
+    todo = [] if not backend.suffix else [
+        (s, b) for s, b in jobs if not backend.artifact_path(cache, op_cache_key(s), nchw(s, b)).exists()]
+    workers = max(1, min(workers or os.cpu_count() or 1, len(todo)))
+    if len(todo) < 4 * workers:  # a worker's start (a fresh interpreter importing torch) takes seconds
+        workers = 1
+    done = 0
+
+    def finished(spec: OpSpec, batch: int) -> None:
+        nonlocal done
+        done += 1
+        if on_event:
+            elapsed = time.perf_counter() - start
+            on_event(ProfileEvent("convert", done, len(todo), batch, spec.key,
+                                  eta_s=elapsed / done * (len(todo) - done)))
+
+    if todo and on_event:
+        on_event(ProfileEvent("convert", 0, len(todo), todo[0][1], f"{len(todo)} models, {workers} workers"))
+    if workers == 1:
+        for spec, batch in todo:
+            _convert_one(backend, spec, batch, cache)
+            interrupt.check()
+            finished(spec, batch)
+    elif todo:
+        import multiprocessing
+        from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_quiet_worker)
+        try:
+            pending = {pool.submit(_convert_one, backend, s, b, cache): (s, b) for s, b in todo}
+            while pending:
+                ready, _ = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+                interrupt.check()
+                for f in ready:
+                    f.result()  # a failed conversion fails the run here, as it would in-process
+                    finished(*pending.pop(f))
+        finally:
+            # on error or Ctrl-C: drop what has not started; conversions in flight finish their
+            # atomic write (workers ignore SIGINT), so the cache holds no partial file
+            pool.shutdown(wait=True, cancel_futures=True)
+    return {"converted": len(todo), "cached": len(jobs) - len(todo), "workers": workers,
+            "elapsed_s": round(time.perf_counter() - start, 3)}
+
+
+def _convert_one(backend: Backend, spec: OpSpec, batch: int, cache: Path) -> None:
+    backend.artifact(op_module(spec), nchw(spec, batch), cache, op_cache_key(spec))
+
+
+def _quiet_worker() -> None:
+    """Conversion worker setup: Ctrl-C is the parent's to handle, converter chatter goes nowhere
+    (failures still come back as exceptions through the pool)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.dup2(devnull, 2)
 
 
 @dataclass
@@ -70,6 +159,7 @@ class ProfileResult:
     drift: list[float] = field(default_factory=list)
     run_id: str = ""
     per_batch: dict = field(default_factory=dict)
+    convert_s: float = 0.0  # the conversion phase's share of elapsed_s
 
 
 def check_local_device(device: DeviceProfile) -> None:
@@ -93,8 +183,12 @@ def profile_ops(device: DeviceProfile, backend: Backend, specs: list[OpSpec], ba
                 store: TableStore, resume: bool = False, overwrite: bool = False,
                 settings: ProtocolSettings = ProtocolSettings(), chunk_size: int = 12,
                 on_event: Callable[[ProfileEvent], None] | None = None, command: str = "",
-                cache: Path | None = None) -> ProfileResult:
-    """Measure every (non-zero-cost) spec at every batch size into the device's table for the backend."""
+                cache: Path | None = None, convert_workers: int | None = None) -> ProfileResult:
+    """Measure every (non-zero-cost) spec at every batch size into the device's table for the backend.
+
+    Every artifact is converted first (``convert_artifacts``, ``convert_workers`` processes), then
+    the entries are measured chunk by chunk.
+    """
     if backend.name not in device.backends:
         raise InputError(f"device {device.name} does not list backend {backend.name!r}; "
                          f"its backends: {', '.join(device.backends)} (edit {device.path} to add it)")
@@ -122,14 +216,17 @@ def profile_ops(device: DeviceProfile, backend: Backend, specs: list[OpSpec], ba
         result.per_batch[batch] = {"todo": len(todo), "existing": len(specs) - len(todo)}
         plan += [(batch, sel, todo[i:i + chunk_size]) for i in range(0, len(todo), chunk_size)]
 
+    batches_todo = list(dict.fromkeys(batch for batch, _, _ in plan))
+    jobs = [(REFERENCE_OP, b) for b in batches_todo] + [(s, batch) for batch, _, chunk in plan for s in chunk]
+    run["conversion"] = convert_artifacts(backend, jobs, cache, convert_workers, on_event)
+    result.convert_s = run["conversion"]["elapsed_s"]
+
     total = sum(len(chunk) for _, _, chunk in plan)
     done = 0
     for batch, sel, chunk in plan:
         timers = {}
         for spec in chunk:
-            if on_event:
-                on_event(ProfileEvent("convert", done, total, batch, spec.key))
-            timers[spec.key] = prepare_op(backend, spec, batch, cache)
+            timers[spec.key] = prepare_op(backend, spec, batch, cache)  # cached by the convert phase: a load
             interrupt.check()
         reference = prepare_op(backend, REFERENCE_OP, batch, cache)
         interrupt.check()
