@@ -13,6 +13,7 @@ from edgenas.profiling.inputs import example_input
 from edgenas.profiling.protocol import ProtocolSettings, measure
 from edgenas.profiling.runner import nchw, prepare_op
 from edgenas.profiling.tensorrt_backend import parse_trtexec_output
+from edgenas.quant.precision import PRECISIONS
 
 CPU_BACKENDS = ["torch-cpu", "onnxruntime", "tflite"]
 GPU_BACKENDS = ["cuda", "cuda-eager", "tensorrt"]
@@ -88,7 +89,7 @@ def test_backend_declares_what_generic_code_asks_of_it(name, cache):
 
     cls = backend_class(name)
     be = cls(threads=1)
-    assert be.layout in ("nchw", "nhwc") and set(be.precisions) <= {"fp32", "fp16"}
+    assert be.layout in ("nchw", "nhwc") and set(be.precisions) <= set(PRECISIONS)
     assert be.runtime_input_shape((2, 3, 5, 7)) == ([2, 5, 7, 3] if be.layout == "nhwc" else [2, 3, 5, 7])
     if cls.export_format or cls.runner_runtime:
         assert cls.suffix, "a shipped or bundled artifact is a file"
