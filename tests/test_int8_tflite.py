@@ -137,3 +137,33 @@ def test_bad_io_value_is_one_line():
     with pytest.raises(InputError) as e:
         create_backend("tflite", precision="int8", io="uint8")
     assert "\n" not in str(e.value) and "float, int8" in str(e.value)
+
+
+def test_int8_io_timer_feeds_int8_inputs_and_runs(tmp_path):
+    """What profiling does at int8: export through the backend, load, time one run on int8 inputs."""
+    module, shape = _ops()["depthwise"]
+    be = create_backend("tflite", precision="int8", io="int8")
+    path = be.export(module, shape, tmp_path / "dw.tflite")
+    timer = be.load(path, shape)
+    d = timer.it.get_input_details()[0]
+    assert d["dtype"] == np.int8 and timer.it.get_tensor(d["index"]).std() > 0  # quantized, not all zero points
+    timer()
+    assert be.artifact_id("k", shape) != create_backend("tflite", precision="int8").artifact_id("k", shape)
+
+
+def test_tflite_runtime_214_loads_and_runs_the_int8_model(tflite_runtime_214_python, tmp_path):
+    """A real 2.14 load: the int8 builtins and versions the quantizer emits exist there, and it computes the same."""
+    from edgenas.export.deployability import legacy_compat
+    from edgenas.export.legacy_runtime import run_model
+    from edgenas.profiling.inputs import to_layout
+
+    module, shape = _ops()["conv"]
+    cal = representative(shape)
+    q = export_tflite_int8(module, shape, tmp_path / "conv.tflite", cal, io="float")
+    assert legacy_compat(q.path).loadable
+    x = np.concatenate(cal.samples)
+    res = run_model(tflite_runtime_214_python, q.path, to_layout(x, "nhwc"))
+    assert res["loaded"], res.get("error")
+    ours = create_backend("tflite", precision="int8").outputs(q.path, x, 1)
+    theirs = np.transpose(res["outputs"], (0, 3, 1, 2))
+    assert np.abs(ours - theirs).max() <= 1.01 * q.output_quant[0][0]  # at most one int8 step apart
