@@ -151,19 +151,21 @@ def test_int8_io_timer_feeds_int8_inputs_and_runs(tmp_path):
     assert be.artifact_id("k", shape) != create_backend("tflite", precision="int8").artifact_id("k", shape)
 
 
-def test_tflite_runtime_214_loads_and_runs_the_int8_model(tflite_runtime_214_python, tmp_path):
-    """A real 2.14 load: the int8 builtins and versions the quantizer emits exist there, and it computes the same."""
+@pytest.mark.parametrize("io", IO_TYPES)
+def test_tflite_runtime_214_loads_and_runs_the_int8_model(io, tflite_runtime_214_python, tmp_path):
+    """A real 2.14 load: the int8 builtins and versions the quantizer emits exist there, and it computes the same
+    (for int8 I/O, its runner quantizes the input and dequantizes the output with the model's scale/zero point)."""
     from edgenas.export.deployability import legacy_compat
     from edgenas.export.legacy_runtime import run_model
     from edgenas.profiling.inputs import to_layout
 
     module, shape = _ops()["conv"]
     cal = representative(shape)
-    q = export_tflite_int8(module, shape, tmp_path / "conv.tflite", cal, io="float")
+    q = export_tflite_int8(module, shape, tmp_path / "conv.tflite", cal, io=io)
     assert legacy_compat(q.path).loadable
     x = np.concatenate(cal.samples)
     res = run_model(tflite_runtime_214_python, q.path, to_layout(x, "nhwc"))
     assert res["loaded"], res.get("error")
-    ours = create_backend("tflite", precision="int8").outputs(q.path, x, 1)
+    ours = create_backend("tflite", precision="int8", io=io).outputs(q.path, x, 1)
     theirs = np.transpose(res["outputs"], (0, 3, 1, 2))
     assert np.abs(ours - theirs).max() <= 1.01 * q.output_quant[0][0]  # at most one int8 step apart
