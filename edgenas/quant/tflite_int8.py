@@ -22,8 +22,11 @@ machine loaded, times are only relative):
 - *conversion time*: AEQ 2.7 s on top of the fp32 conversion; PT2E 424 s (its HistogramObserver
   calibration, and convert_pt2e exporting 96 conv-BN patterns whenever a BN survives, here the
   two after a CONCATENATION), which rules it out for profiling hundreds of op instances.
-- *accuracy*: both use min/max-style ranges with symmetric per-channel weights; agreement with
-  the fp32 model on real Fashion-MNIST images is in ``benchmarks/results/int8_delegation.md``.
+- *accuracy*: AEQ's model agrees with PyTorch within a few steps of its output scale and on
+  every top-1 over real Fashion-MNIST images (``benchmarks/results/int8_delegation.md``); PT2E's
+  was not measured past the network above, being float in a third of its ops. AEQ sets ranges
+  from a moving average of each calibration sample's min/max, so tail values clip (the tests
+  hold outputs to PyTorch on clipped inputs and outputs).
 
 **I/O**: AEQ quantizes the graph's input and output tensors in place, so its model has int8
 I/O (``io="int8"``: the app quantizes with the recorded scale and zero point). For ``io="float"``
@@ -140,24 +143,23 @@ def _float_boundary(data: bytes) -> bytes:
     sg = model.subgraphs[0]
     float32 = qtyping.TensorType.FLOAT32
     renamed: dict[int, int] = {}
-    for pos, t in enumerate(list(sg.inputs)):
+
+    def boundary(io_list, pos: int, quantize: bool):
+        t = io_list[pos]
         if sg.tensors[t].type == float32:
-            continue
+            return
         new = add_new_activation_tensor(sg.tensors[t].name + b"_float", list(sg.tensors[t].shape), float32, sg)
         op = qtyping.OperatorT()
-        op.opcodeIndex = add_op_code(qtyping.BuiltinOperator.QUANTIZE, model.operatorCodes)
-        op.inputs, op.outputs = [new], [t]
-        sg.operators.insert(0, op)
-        sg.inputs[pos] = renamed[t] = new
-    for pos, t in enumerate(list(sg.outputs)):
-        if sg.tensors[t].type == float32:
-            continue
-        new = add_new_activation_tensor(sg.tensors[t].name + b"_float", list(sg.tensors[t].shape), float32, sg)
-        op = qtyping.OperatorT()
-        op.opcodeIndex = add_op_code(qtyping.BuiltinOperator.DEQUANTIZE, model.operatorCodes)
-        op.inputs, op.outputs = [t], [new]
-        sg.operators.append(op)
-        sg.outputs[pos] = renamed[t] = new
+        code = qtyping.BuiltinOperator.QUANTIZE if quantize else qtyping.BuiltinOperator.DEQUANTIZE
+        op.opcodeIndex = add_op_code(code, model.operatorCodes)
+        op.inputs, op.outputs = ([new], [t]) if quantize else ([t], [new])
+        sg.operators.insert(0 if quantize else len(sg.operators), op)
+        io_list[pos] = renamed[t] = new
+
+    for pos in range(len(sg.inputs)):
+        boundary(sg.inputs, pos, quantize=True)
+    for pos in range(len(sg.outputs)):
+        boundary(sg.outputs, pos, quantize=False)
     for sig in model.signatureDefs or []:
         for tm in list(sig.inputs or []) + list(sig.outputs or []):
             tm.tensorIndex = renamed.get(tm.tensorIndex, tm.tensorIndex)
