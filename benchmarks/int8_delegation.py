@@ -66,7 +66,6 @@ def one(space, arch, i, inputs, calibration, legacy_python=None) -> dict:
     from edgenas.export.parity import trained_like
     from edgenas.profiling.base import create_backend
     from edgenas.export.tflite import ship_int8
-    from edgenas.quant.tflite_int8 import op_dtype_counts
 
     module = trained_like(space.build(arch), seed=i).eval()
     be = create_backend("tflite", precision="int8", io="float")
@@ -91,7 +90,7 @@ def one(space, arch, i, inputs, calibration, legacy_python=None) -> dict:
                "max_steps": round(float(steps.max()), 2), "mean_steps": round(float(steps.mean()), 3),
                "fully_delegated": x8["fully_delegated"], "partitions": x8["partitions"],
                "not_delegated": x8["not_delegated"], "reasons": x8.get("reasons", {}),
-               "activation_dtypes": dict(op_dtype_counts(x8["ops"])),
+               "activation_dtypes": dict(sum((Counter(v) for v in x8["dtypes"].values()), Counter())),
                "float_ops": q["float_op_counts"], "int8_ops": shipped.info["op_counts"], "added_ops": q["added_ops"],
                "bytes_fp32": q["float_bytes"], "bytes_int8": shipped.info["bytes"],
                "legacy_static_ok": shipped.info["tflite_runtime_2_14"]["loadable"],

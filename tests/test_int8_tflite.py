@@ -74,7 +74,7 @@ def test_single_op_float_io_is_fully_delegated_int8_and_matches_pytorch(name, tm
     d = xnnpack_delegation(q.path)
     assert d.fully_delegated and d.partitions == 1, d.not_delegated
     compute = {k: v for k, v in d.ops.items() if k not in ("QUANTIZE", "DEQUANTIZE", "TRANSPOSE", "RESHAPE")}
-    assert compute and all(set(v["dtypes"]) == {"int8"} for v in compute.values()), d.ops  # really int8
+    assert compute and all(set(d.dtypes[k]) == {"int8"} for k in compute), d.dtypes  # really int8
     worst, mean = _steps(module, q.path, np.concatenate(cal.samples), q.as_dict())
     print(name, worst, mean)
     assert worst <= MAX_STEPS and mean <= MEAN_STEPS, (name, worst, mean, q.output_quant)
@@ -88,7 +88,7 @@ def test_int8_average_pool_and_relu_are_reported_not_delegated_with_their_reason
 
     d = xnnpack_delegation(q.path)
     assert d.not_delegated == {"AVERAGE_POOL_2D": 1, "RELU": 1}, d.not_delegated
-    assert d.ops["AVERAGE_POOL_2D"]["dtypes"] == {"int8": 1} and d.ops["RELU"]["dtypes"] == {"int8": 1}
+    assert d.dtypes["AVERAGE_POOL_2D"] == {"int8": 1} and d.dtypes["RELU"] == {"int8": 1}
     assert "float tensors only" in d.reasons["AVERAGE_POOL_2D"] and "float tensors only" in d.reasons["RELU"]
 
 

@@ -8,8 +8,8 @@ other op runs on TFLite's reference kernels (slow, and on GPU/NPU delegates ofte
 the CPU). A stride-2 ``AvgPool2d(count_include_pad=False)`` converted by litert-torch is the
 known counter-example (STABLEHLO_REDUCE_WINDOW), and the tests hold this check to it.
 
-The same check reads int8 models: each op's row also counts the element types of the
-activations it takes (``dtypes``), so a float op left in a quantized graph shows, and ops
+The same check reads int8 models: ``dtypes`` counts, per op, the element types of the
+activations it takes, so a float op left in a quantized graph shows, and ops
 whose non-delegation has a known cause carry it (``reasons``, from ``KNOWN_NOT_DELEGATED``).
 
 **Older runtimes** are judged statically: each (builtin, version) the model uses is looked up in
@@ -51,6 +51,7 @@ class DelegationReport:
     not_delegated: dict[str, int]
     stablehlo_or_custom: list[str]
     reasons: dict[str, str] = field(default_factory=dict)  # not-delegated op -> known cause
+    dtypes: dict[str, dict[str, int]] = field(default_factory=dict)  # op -> {activation type: count}
 
     @property
     def fully_delegated(self) -> bool:
@@ -71,7 +72,7 @@ def xnnpack_delegation(path, threads: int = 1) -> DelegationReport:
         raise MeasurementError(f"{runtime} {version} does not expose its execution plan (_get_ops_details); "
                                f"cannot check XNNPACK delegation with it")
     nodes = details()
-    dtypes = {int(t["index"]): np.dtype(t["dtype"]).name for t in it.get_tensor_details()}
+    tensor_types = {int(t["index"]): np.dtype(t["dtype"]).name for t in it.get_tensor_details()}
     original = [n for n in nodes if n["op_name"] != "DELEGATE"]
     delegates = [n for n in nodes if n["op_name"] == "DELEGATE"]
     producer = {int(t): n["index"] for n in original for t in n["outputs"]}
@@ -92,11 +93,13 @@ def xnnpack_delegation(path, threads: int = 1) -> DelegationReport:
     ops: dict[str, dict] = {}
     missing: Counter = Counter()
     reasons: dict[str, str] = {}
+    types: dict[str, dict[str, int]] = {}
     for n in original:
-        row = ops.setdefault(n["op_name"], {"count": 0, "delegated": 0, "dtypes": {}})
+        row = ops.setdefault(n["op_name"], {"count": 0, "delegated": 0})
         row["count"] += 1
-        dtype = dtypes.get(int(n["inputs"][0]), "none") if len(n["inputs"]) else "none"
-        row["dtypes"][dtype] = row["dtypes"].get(dtype, 0) + 1
+        dtype = tensor_types.get(int(n["inputs"][0]), "none") if len(n["inputs"]) else "none"
+        seen = types.setdefault(n["op_name"], {})
+        seen[dtype] = seen.get(dtype, 0) + 1
         if n["index"] in covered:
             row["delegated"] += 1
         else:
@@ -106,7 +109,8 @@ def xnnpack_delegation(path, threads: int = 1) -> DelegationReport:
     odd = sorted(name for name in ops if name.startswith("STABLEHLO_") or name in ("CUSTOM", "DELEGATE")
                  or not name.isupper())
     return DelegationReport(f"XNNPACK ({runtime} {version}, default delegate, {threads} thread(s))",
-                            len(delegates), dict(sorted(ops.items())), dict(missing), odd, reasons)
+                            len(delegates), dict(sorted(ops.items())), dict(missing), odd, reasons,
+                            dict(sorted(types.items())))
 
 
 @dataclass

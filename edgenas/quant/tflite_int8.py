@@ -41,7 +41,6 @@ import contextlib
 import io
 import logging
 import tempfile
-from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -177,11 +176,3 @@ def _quiet_python_logs():
             yield
     finally:
         root.setLevel(level)
-
-
-def op_dtype_counts(ops: dict) -> Counter:
-    """Activation element types over a delegation report's ``ops``: how much of the graph is int8."""
-    c: Counter = Counter()
-    for row in ops.values():
-        c.update(row.get("dtypes", {}))
-    return c
