@@ -177,10 +177,14 @@ class TFLiteBackend(Backend):
         except Exception:  # noqa: BLE001
             conv = "unknown"
         text = f"{self.runtime_version()}-litert_torch{conv}-nhwc{int(self.nhwc)}"
-        if self.precision == "int8":
+        if self.precision == "int8":  # the quantizer's version changes the artifact too
             from edgenas.quant.tflite_int8 import FLOW
 
-            text += f"-{FLOW}-io_{self.io}"
+            try:
+                aeq = version("ai-edge-quantizer")
+            except Exception:  # noqa: BLE001
+                aeq = "unknown"
+            text += f"-{FLOW}{aeq}-io_{self.io}"
         return text
 
     def __init__(self, threads: int = 1, precision: str = "fp32", **options):
