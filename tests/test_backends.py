@@ -14,6 +14,7 @@ from edgenas.profiling.protocol import ProtocolSettings, measure
 from edgenas.profiling.runner import nchw, prepare_op
 from edgenas.quant.precision import PRECISIONS
 from edgenas.profiling.tensorrt_backend import parse_trtexec_output
+from edgenas.quant.precision import PRECISIONS
 
 CPU_BACKENDS = ["torch-cpu", "onnxruntime", "tflite"]
 GPU_BACKENDS = ["cuda", "cuda-eager", "tensorrt"]

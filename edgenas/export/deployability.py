@@ -8,6 +8,10 @@ other op runs on TFLite's reference kernels (slow, and on GPU/NPU delegates ofte
 the CPU). A stride-2 ``AvgPool2d(count_include_pad=False)`` converted by litert-torch is the
 known counter-example (STABLEHLO_REDUCE_WINDOW), and the tests hold this check to it.
 
+The same check reads int8 models: ``dtypes`` counts, per op, the element types of the
+activations it takes, so a float op left in a quantized graph shows, and ops
+whose non-delegation has a known cause carry it (``reasons``, from ``KNOWN_NOT_DELEGATED``).
+
 **Older runtimes** are judged statically: each (builtin, version) the model uses is looked up in
 the op table a real ``tflite_runtime`` 2.14.0 registers (``_tflite214_ops.py``, probed by
 ``legacy_runtime``), and the converter's ``min_runtime_version`` metadata is compared with 2.14.
@@ -21,10 +25,22 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from edgenas.errors import MeasurementError
 from edgenas.export.tflite import read_model
 
 LEGACY_RUNTIME_VERSION = (2, 14, 0)
+
+#: (op, activation type) XNNPACK is known to refuse, and why: read in the delegate's source
+#: (tensorflow/lite/delegates/xnnpack/xnnpack_delegate.cc) and seen by this check
+KNOWN_NOT_DELEGATED = {
+    ("AVERAGE_POOL_2D", "int8"): "XNNPACK's TFLite delegate takes AVERAGE_POOL_2D on float tensors only "
+                                 "(VisitAveragePool2DNode checks for float32); the int8 pool runs on TFLite's "
+                                 "built-in int8 kernel and splits the XNNPACK graph",
+    ("RELU", "int8"): "XNNPACK's TFLite delegate takes a standalone RELU on float tensors only (VisitReluNode "
+                      "checks for a float type); the int8 RELU runs on TFLite's built-in int8 kernel",
+}
 
 
 @dataclass
@@ -34,6 +50,8 @@ class DelegationReport:
     ops: dict[str, dict]  # op name -> {"count", "delegated"}
     not_delegated: dict[str, int]
     stablehlo_or_custom: list[str]
+    reasons: dict[str, str] = field(default_factory=dict)  # not-delegated op -> known cause
+    dtypes: dict[str, dict[str, int]] = field(default_factory=dict)  # op -> {activation type: count}
 
     @property
     def fully_delegated(self) -> bool:
@@ -54,6 +72,7 @@ def xnnpack_delegation(path, threads: int = 1) -> DelegationReport:
         raise MeasurementError(f"{runtime} {version} does not expose its execution plan (_get_ops_details); "
                                f"cannot check XNNPACK delegation with it")
     nodes = details()
+    tensor_types = {int(t["index"]): np.dtype(t["dtype"]).name for t in it.get_tensor_details()}
     original = [n for n in nodes if n["op_name"] != "DELEGATE"]
     delegates = [n for n in nodes if n["op_name"] == "DELEGATE"]
     producer = {int(t): n["index"] for n in original for t in n["outputs"]}
@@ -73,17 +92,25 @@ def xnnpack_delegation(path, threads: int = 1) -> DelegationReport:
             todo += [int(x) for x in by_index[node]["inputs"] if int(x) >= 0]
     ops: dict[str, dict] = {}
     missing: Counter = Counter()
+    reasons: dict[str, str] = {}
+    types: dict[str, dict[str, int]] = {}
     for n in original:
         row = ops.setdefault(n["op_name"], {"count": 0, "delegated": 0})
         row["count"] += 1
+        dtype = tensor_types.get(int(n["inputs"][0]), "none") if len(n["inputs"]) else "none"
+        seen = types.setdefault(n["op_name"], {})
+        seen[dtype] = seen.get(dtype, 0) + 1
         if n["index"] in covered:
             row["delegated"] += 1
         else:
             missing[n["op_name"]] += 1
+            if (n["op_name"], dtype) in KNOWN_NOT_DELEGATED:
+                reasons[n["op_name"]] = KNOWN_NOT_DELEGATED[(n["op_name"], dtype)]
     odd = sorted(name for name in ops if name.startswith("STABLEHLO_") or name in ("CUSTOM", "DELEGATE")
                  or not name.isupper())
     return DelegationReport(f"XNNPACK ({runtime} {version}, default delegate, {threads} thread(s))",
-                            len(delegates), dict(sorted(ops.items())), dict(missing), odd)
+                            len(delegates), dict(sorted(ops.items())), dict(missing), odd, reasons,
+                            dict(sorted(types.items())))
 
 
 @dataclass

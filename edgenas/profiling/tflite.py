@@ -78,11 +78,72 @@ def make_interpreter(path, threads: int):
     return it
 
 
+def _quant_params(detail):
+    """ai-edge-quantizer's uniform quantization parameters of an int8 tensor, or None for a float one."""
+    import numpy as np
+
+    if np.dtype(detail["dtype"]).kind == "f":
+        return None
+    from ai_edge_quantizer import qtyping
+
+    return qtyping.UniformQuantParams.from_tfl_tensor_details(detail)
+
+
+def to_model_input(detail, x):
+    """Float ``x`` as the model's input ``detail`` declares it: cast, or quantized with its scale/zero point."""
+    import numpy as np
+
+    params = _quant_params(detail)
+    if params is None:
+        return np.ascontiguousarray(x, dtype=detail["dtype"])
+    from ai_edge_quantizer.algorithms.uniform_quantize.uniform_quantize_tensor import uniform_quantize
+
+    return np.ascontiguousarray(uniform_quantize(np.asarray(x, dtype=np.float32), params), dtype=detail["dtype"])
+
+
+def from_model_output(detail, y):
+    """The model's output ``y`` as float32: dequantized with its scale/zero point where it is int8."""
+    import numpy as np
+
+    params = _quant_params(detail)
+    if params is None:
+        return np.asarray(y, dtype=np.float32)
+    from ai_edge_quantizer.algorithms.uniform_quantize.uniform_quantize_tensor import uniform_dequantize
+
+    return np.asarray(uniform_dequantize(y, params), dtype=np.float32)
+
+
+def io_quantization(path) -> tuple[list, list]:
+    """Per model input and output: the int8 [scale, zero_point] at the boundary, or None (a float model).
+
+    For int8 I/O these are the I/O tensors' own; for float I/O, those of the tensor the input's
+    QUANTIZE makes and the tensor the output's DEQUANTIZE reads: the same numbers either way.
+    """
+    import numpy as np
+
+    it = make_interpreter(path, 1)
+    tensors = {int(t["index"]): t for t in it.get_tensor_details()}
+    nodes = it._get_ops_details() if hasattr(it, "_get_ops_details") else []
+
+    def q(index):
+        t = tensors[index]
+        if np.dtype(t["dtype"]).kind == "f":
+            inside = [n for n in nodes if n["op_name"] == "QUANTIZE" and index in list(n["inputs"])] + \
+                     [n for n in nodes if n["op_name"] == "DEQUANTIZE" and index in list(n["outputs"])]
+            if not inside:
+                return None
+            n = inside[0]
+            t = tensors[int((n["outputs"] if n["op_name"] == "QUANTIZE" else n["inputs"])[0])]
+        return [float(t["quantization"][0]), int(t["quantization"][1])]
+
+    return [q(int(d["index"])) for d in it.get_input_details()], [q(int(d["index"])) for d in it.get_output_details()]
+
+
 class _TFLiteTimer(Timer):
     def __init__(self, interpreter):
         self.it = interpreter
         for i, d in enumerate(interpreter.get_input_details()):
-            interpreter.set_tensor(d["index"], example_input(d["shape"], seed=i).astype(d["dtype"]))
+            interpreter.set_tensor(d["index"], to_model_input(d, example_input(d["shape"], seed=i)))
 
     def __call__(self):
         self.it.invoke()
@@ -94,6 +155,8 @@ class TFLiteBackend(Backend):
     suffix = ".tflite"
     export_format = "tflite"
     runner_runtime = "tflite"
+    #: int8: every op quantized by ``edgenas.quant.tflite_int8`` (option ``io``: "float" or "int8" model I/O)
+    precisions = ("fp32", "int8")
     install_hint = "pip install ai-edge-litert litert-torch"
 
     @classmethod
@@ -113,7 +176,27 @@ class TFLiteBackend(Backend):
             conv = version("litert-torch")
         except Exception:  # noqa: BLE001
             conv = "unknown"
-        return f"{self.runtime_version()}-litert_torch{conv}-nhwc{int(self.nhwc)}"
+        text = f"{self.runtime_version()}-litert_torch{conv}-nhwc{int(self.nhwc)}"
+        if self.precision == "int8":  # the quantizer's version changes the artifact too
+            from edgenas.quant.tflite_int8 import FLOW
+
+            try:
+                aeq = version("ai-edge-quantizer")
+            except Exception:  # noqa: BLE001
+                aeq = "unknown"
+            text += f"-{FLOW}{aeq}-io_{self.io}"
+        return text
+
+    def __init__(self, threads: int = 1, precision: str = "fp32", **options):
+        super().__init__(threads, precision, **options)
+        self.io  # noqa: B018 - a bad io option is one line now, not at the first export
+
+    @property
+    def io(self) -> str:
+        """An int8 model's input/output type: "float" (quantize/dequantize inside) or "int8"."""
+        from edgenas.quant.tflite_int8 import check_io
+
+        return check_io(self.options.get("io", "float"))
 
     @property
     def nhwc(self) -> bool:
@@ -128,15 +211,22 @@ class TFLiteBackend(Backend):
             import litert_torch  # noqa: F401
         except ImportError:
             raise MeasurementError("TFLite conversion needs litert-torch (pip install litert-torch)") from None
+        if self.precision == "int8":
+            from edgenas.quant.tflite_int8 import export_tflite_int8
+
+            return export_tflite_int8(module, input_shape, Path(path), self.calibration_for(input_shape),
+                                      io=self.io, nhwc=self.nhwc).path
         return export_tflite(module, input_shape, Path(path), nhwc=self.nhwc)
 
     def load(self, path, input_shape):
         return _TFLiteTimer(make_interpreter(path, self.threads))
 
     def ship(self, module, input_shape, path) -> ShippedArtifact:
-        """``model.tflite`` with its XNNPACK delegation and tflite_runtime 2.14 checks."""
-        from edgenas.export.tflite import ship
+        """``model.tflite`` (``model_int8.tflite`` at int8) with its XNNPACK delegation and tflite_runtime 2.14 checks."""
+        from edgenas.export.tflite import ship, ship_int8
 
+        if self.precision == "int8":
+            return ship_int8(module, input_shape, Path(path), self.calibration_for(input_shape), self.io, self.nhwc)
         return ship(module, input_shape, Path(path), nhwc=self.nhwc)
 
     @classmethod
@@ -152,9 +242,9 @@ class TFLiteBackend(Backend):
         d, o = it.get_input_details()[0], it.get_output_details()[0]
         outs = []
         for i in range(0, len(x), batch):
-            it.set_tensor(d["index"], np.ascontiguousarray(to_layout(x[i:i + batch], self.layout)))
+            it.set_tensor(d["index"], to_model_input(d, to_layout(x[i:i + batch], self.layout)))
             it.invoke()
-            outs.append(from_layout(it.get_tensor(o["index"]).copy(), self.layout))
+            outs.append(from_layout(from_model_output(o, it.get_tensor(o["index"]).copy()), self.layout))
         return np.concatenate(outs)
 
     def more_parity(self, artifact, x, reference, atol, info):
