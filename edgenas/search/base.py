@@ -213,24 +213,6 @@ def rank_candidates(net, picks, ctx: SearchContext, recalibrate_bn: int = 2) -> 
     return out
 
 
-def place(module, device):
-    """``module`` on ``device``, in the memory layout it trains fastest in there.
-
-    On CPU that is channels-last: oneDNN's convolutions skip their layout reorders on it, and a
-    proxyless/small training step took 0.58-0.72x the time of the NCHW one (one thread, measured
-    side by side on the 2-vCPU VM, 2026-12-01). Inputs may stay NCHW: PyTorch follows the weights.
-    Elsewhere (CUDA) the module keeps its layout. Anything exported or returned to the caller is put
-    back to the default layout by ``standard_layout``.
-    """
-    fmt = torch.channels_last if str(device) == "cpu" else torch.preserve_format
-    return module.to(device=device, memory_format=fmt)
-
-
-def standard_layout(module):
-    """``module`` on the CPU with contiguous (NCHW) parameters: what exporters and checkpoints expect."""
-    return module.cpu().to(memory_format=torch.contiguous_format)
-
-
 def reset_bn(net) -> None:
     for m in net.modules():
         if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):

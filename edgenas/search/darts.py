@@ -30,7 +30,7 @@ import torch
 from torch.func import functional_call
 
 from edgenas.errors import InputError
-from edgenas.search.base import (place, Strategy, cosine_lr, rank_candidates, register_strategy, set_lr,
+from edgenas.search.base import (Strategy, cosine_lr, rank_candidates, register_strategy, set_lr,
                                  update)
 from edgenas.search.objectives import latency_loss
 
@@ -63,7 +63,7 @@ class DartsStrategy(Strategy):
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise InputError(f"darts: partial channels must be a positive integer, got {k!r}")
         net = ctx.search_space.supernet(partial_channels=k) if k > 1 else ctx.search_space.supernet()
-        self.net = place(net, ctx.device)
+        self.net = net.to(ctx.device)
         if getattr(self.net, "partial_channels", 1) != k:
             raise InputError(f"darts: partial channels (PC-DARTS) need a supernet that has them; "
                              f"the {ctx.search_space.name} space's has not")

@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from edgenas.search.base import (place, Strategy, cosine_lr, rank_candidates, register_strategy, set_lr,
+from edgenas.search.base import (Strategy, cosine_lr, rank_candidates, register_strategy, set_lr,
                                  update)
 from edgenas.search.objectives import latency_reward
 
@@ -76,7 +76,7 @@ class EnasStrategy(Strategy):
 
     def setup(self, ctx):
         o = self.options
-        self.net = place(ctx.search_space.supernet(), ctx.device)
+        self.net = ctx.search_space.supernet().to(ctx.device)
         self.w_lr = float(o.get("lr", 0.05))
         self.w_opt = torch.optim.SGD(self.net.weight_parameters(), lr=self.w_lr, momentum=0.9, nesterov=True,
                                      weight_decay=1e-4)

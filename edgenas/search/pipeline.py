@@ -30,8 +30,8 @@ import torch
 from edgenas.errors import InputError
 from edgenas.io import atomic_write_bytes, atomic_write_text, json_safe
 from edgenas.profiling.protocol import TARGET_TOLERANCE
-from edgenas.search.base import (Budget, Candidate, SearchContext, cosine_lr, create_strategy, place, set_lr,
-                                 standard_layout, strategy_class, update)
+from edgenas.search.base import (Budget, Candidate, SearchContext, cosine_lr, create_strategy, set_lr,
+                                 strategy_class, update)
 from edgenas.search.data import Batches, accuracy, load_data
 from edgenas.search.repair import repaired_candidates
 
@@ -155,7 +155,7 @@ def retrain(ctx: SearchContext, arch, epochs: float, lr: float = 0.05, seed: int
             on_step: Callable | None = None):
     """Train the deployed network of ``arch`` from scratch on the weights split; (model, arch acc, test acc)."""
     torch.manual_seed(seed)
-    model = place(ctx.space.build(arch), ctx.device)
+    model = ctx.space.build(arch).to(ctx.device)
     shape = ctx.space.input_shape
     batches = Batches(ctx.data.weights, ctx.data, ctx.budget.batch_size, shape, seed, augment=True)
     steps = max(1, int(epochs * len(ctx.data.weights) / ctx.budget.batch_size))
@@ -170,7 +170,7 @@ def retrain(ctx: SearchContext, arch, epochs: float, lr: float = 0.05, seed: int
             on_step(i + 1, steps)
     arch_acc = accuracy(model, Batches(ctx.data.arch, ctx.data, 256, shape, 0), device=ctx.device)
     test_acc = accuracy(model, Batches(ctx.data.test, ctx.data, 256, shape, 0), device=ctx.device)
-    return standard_layout(model), arch_acc, test_acc
+    return model.cpu(), arch_acc, test_acc
 
 
 def pick_top(cands: list[Candidate], target: float, k: int) -> list[Candidate]:

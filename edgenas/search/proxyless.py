@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import torch
 
-from edgenas.search.base import (place, Strategy, cosine_lr, cross_entropy, rank_candidates, register_strategy,
+from edgenas.search.base import (Strategy, cosine_lr, cross_entropy, rank_candidates, register_strategy,
                                  set_lr, update)
 from edgenas.search.objectives import latency_loss
 
@@ -46,7 +46,7 @@ class ProxylessStrategy(Strategy):
         self.lam = float(o.get("lam", 0.1))
         self.alpha_coef, self.beta = float(o.get("alpha", 0.2)), float(o.get("beta", 0.3))
         self.warmup = int(o.get("warmup_fraction", 0.25) * ctx.budget.steps)  # weights only, as ProxylessNAS
-        self.net = place(ctx.search_space.supernet(), ctx.device)
+        self.net = ctx.search_space.supernet().to(ctx.device)
         self.w_lr = float(o.get("lr", 0.05))
         self.w_opt = torch.optim.SGD(self.net.weight_parameters(), lr=self.w_lr, momentum=0.9, nesterov=True,
                                      weight_decay=4e-5)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from edgenas.search.base import Candidate, Strategy, place, cosine_lr, register_strategy, set_lr, update
+from edgenas.search.base import Candidate, Strategy, cosine_lr, register_strategy, set_lr, update
 from edgenas.search.data import accuracy
 
 
@@ -30,7 +30,7 @@ class RandomStrategy(Strategy):
 
     def _start(self, ctx, i):
         torch.manual_seed(ctx.seed * 1000 + i)
-        self.model = place(ctx.search_space.build(self.archs[i]), ctx.device)
+        self.model = ctx.search_space.build(self.archs[i]).to(ctx.device)
         self.opt = torch.optim.SGD(self.model.parameters(), lr=self.lr, momentum=0.9, nesterov=True,
                                    weight_decay=4e-5)
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import torch
 
-from edgenas.search.base import (Candidate, Strategy, cosine_lr, place, register_strategy, set_lr,
-                                 shared_weight_accuracy, update)
+from edgenas.search.base import (Candidate, Strategy, cosine_lr, register_strategy, set_lr, shared_weight_accuracy,
+                                 update)
 
 
 @register_strategy
@@ -24,7 +24,7 @@ class SposStrategy(Strategy):
 
     def setup(self, ctx):
         o = self.options
-        self.net = place(ctx.search_space.supernet(), ctx.device)
+        self.net = ctx.search_space.supernet().to(ctx.device)
         self.w_lr = float(o.get("lr", 0.05))
         self.w_opt = torch.optim.SGD(self.net.weight_parameters(), lr=self.w_lr, momentum=0.9, nesterov=True,
                                      weight_decay=4e-5)
