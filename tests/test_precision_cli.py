@@ -113,3 +113,20 @@ def test_int8_bundle_runs_on_the_runner_and_imports_as_int8_rows(tmp_path):
     import_results(out, store)
     df = store.load("raspberry-pi-4", "onnxruntime").df
     assert len(df) == 2 and set(df["precision"]) == {"int8"}
+
+
+PROXYLESS = ('{"layers": ["5x5_MBConv1", "7x7_MBConv6", "3x3_MBConv3", "7x7_MBConv3", "3x3_MBConv6", "5x5_MBConv3", '
+             '"5x5_MBConv6", "5x5_MBConv3", "5x5_MBConv3", "3x3_MBConv6"]}')
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--io", "int8"], "--io int8 is for quantized models: add --precision int8"),
+    (["--precision", "int8", "--io", "int16"], "--io must be float or int8, got 'int16'"),
+    (["--precision", "int8", "--io", "int8", "--format", "onnx"],
+     "--format onnx cannot give int8 model I/O (its int8 models keep float I/O); formats that can: tflite"),
+])
+def test_export_io_choice_is_checked_in_one_line_before_any_conversion(cli, tmp_path, args, message):
+    code, _, err = cli("export", PROXYLESS, "--space", "proxyless", "--preset", "small", "--no-measure",
+                       "--out", str(tmp_path / "out"), *args)
+    assert code == 2 and err.count("\n") == 1 and message in err, err
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())

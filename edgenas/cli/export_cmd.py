@@ -20,6 +20,8 @@ def export(
     formats: Optional[str] = typer.Option(None, "--format", "-f", help="Artifacts to write: onnx, tflite or "
                                           "onnx,tflite (default: every format with a backend at --precision)."),
     precision: str = common.PRECISION,
+    io: str = typer.Option("float", "--io", help="Input/output type of an int8 model: float (quantize inside) or "
+                                                 "int8 (apps feed int8; TFLite only). Needs --precision int8."),
     batch: Optional[int] = typer.Option(None, "--batch", min=1, max=65536, help="Batch size baked into the artifacts (default: the run's)."),
     nhwc: bool = typer.Option(False, "--nhwc/--nchw", help="Channel-last input/output where the format takes it "
                                                            "(TFLite; ONNX stays NCHW)."),
@@ -69,7 +71,7 @@ def export(
     opts = ExportOptions(formats=parse_formats(formats) if formats is not None else None, precision=precision, batch=batch, nhwc=nhwc, weights=weights, out=out, atol=atol,
                          parity_samples=parity_samples, data=data, device=device, backend=backend, threads=threads,
                          target_ms=target_ms, strict=strict, measure=measure, quick=quick, tolerance=tolerance,
-                         legacy_python=legacy_python)
+                         legacy_python=legacy_python, io=io)
     g, _ = common.resolve_genotype(genotype, space, preset, channels=channels, layers=layers)
     with err_console.status("export") as status:
         result = export_genotype(genotype, opts, genotype=g, on_progress=lambda p: status.update(f"export: {p}"))

@@ -55,6 +55,7 @@ class ExportOptions:
     simplify: bool = True
     precision: str = "fp32"  # int8: quantized artifacts, checked on the test set (``int8_checks``)
     int8_samples: int = 10_000  # test images of the int8 checks (Fashion-MNIST's whole test set)
+    io: str = "float"  # an int8 model's input/output type: "float" or "int8" (``Backend.int8_io``)
 
 
 @dataclass
@@ -109,12 +110,26 @@ def export_backends(opts: ExportOptions) -> dict:
     """
     from edgenas.profiling.base import backend_class
 
-    wanted = opts.formats or tuple(f for f, name in export_formats().items()
-                                   if opts.precision in backend_class(name).precisions)
+    if opts.io not in ("float", "int8"):
+        raise InputError(f"--io must be float or int8, got {opts.io!r}")
+    if opts.io != "float" and opts.precision != "int8":
+        raise InputError(f"--io {opts.io} is for quantized models: add --precision int8")
+
+    def fits(name):
+        cls = backend_class(name)
+        return opts.precision in cls.precisions and (opts.io == "float" or opts.io in cls.int8_io)
+
+    wanted = opts.formats or tuple(f for f, name in export_formats().items() if fits(name))
     if not wanted:
-        raise InputError(f"no export format runs precision {opts.precision!r} here")
+        raise InputError(f"no export format runs precision {opts.precision!r}"
+                         + (f" with {opts.io} I/O" if opts.io != "float" else "") + " here")
+    for fmt, name in export_formats().items():
+        if fmt in wanted and opts.io not in backend_class(name).int8_io and opts.io != "float":
+            able = [f for f, n in export_formats().items() if opts.io in backend_class(n).int8_io]
+            raise InputError(f"--format {fmt} cannot give {opts.io} model I/O (its int8 models keep float I/O); "
+                             f"formats that can: {', '.join(able) or 'none'}")
     return {fmt: backend_class(name)(threads=1, precision=opts.precision, nhwc=opts.nhwc, simplify=opts.simplify,
-                                     legacy_python=opts.legacy_python)
+                                     legacy_python=opts.legacy_python, io=opts.io)
             for fmt, name in export_formats().items() if fmt in wanted}
 
 

@@ -47,6 +47,9 @@ class Backend(ABC):
     name: ClassVar[str]
     suffix: ClassVar[str] = ""  # artifact file suffix; "" = no file (eager PyTorch)
     precisions: ClassVar[tuple[str, ...]] = ("fp32",)
+    #: the input/output types an int8 artifact of this backend can have (backend option ``io``):
+    #: "float" (quantize/dequantize inside the model) and, where the format allows, "int8"
+    int8_io: ClassVar[tuple[str, ...]] = ("float",)
     install_hint: ClassVar[str] = ""
     uses_threads: ClassVar[bool] = True
     #: the ``edgenas export --format`` that ships this backend's artifact; None: export writes none

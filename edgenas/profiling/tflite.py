@@ -157,6 +157,7 @@ class TFLiteBackend(Backend):
     runner_runtime = "tflite"
     #: int8: every op quantized by ``edgenas.quant.tflite_int8`` (option ``io``: "float" or "int8" model I/O)
     precisions = ("fp32", "int8")
+    int8_io = ("float", "int8")
     install_hint = "pip install ai-edge-litert litert-torch"
 
     @classmethod
