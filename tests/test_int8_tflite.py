@@ -112,6 +112,7 @@ def test_small_network_int8_agrees_with_pytorch_and_takes_its_declared_input_typ
     be.calibration = cal
     shipped = be.ship(module, shape, tmp_path / "model.tflite")
     assert shipped.path.name == "model_int8.tflite" and shipped.info["bytes"] > 0
+    assert 0 < shipped.info["bytes"] < shipped.info["float_bytes"]  # the int8 checks' size ratio reads both
     assert shipped.info["quantization"]["io"] == io and shipped.info["quantization"]["calibration"]["n"] == 16
     assert shipped.info["tflite_runtime_2_14"]["loadable"], shipped.info["tflite_runtime_2_14"]["problems"]
     # this network's int8 RELUs / AVERAGE_POOL_2Ds stay with TFLite's kernels: known, so --strict fails, not export

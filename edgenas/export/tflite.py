@@ -53,6 +53,7 @@ def ship_int8(module, shape, path: Path, calibration, io: str, nhwc: bool, float
         res.warnings.append(f"{path.name} has ops its float graph does not: "
                             + ", ".join(f"{k} +{v}" for k, v in added.items()))
     res.info["quantization"] = quant
+    res.info["float_bytes"] = quant.get("float_bytes") or None  # the int8 checks' size ratio reads it here
     return res
 
 
