@@ -44,7 +44,11 @@ def test_search_and_export_at_int8_on_fashion_mnist(cli, tmp_path):
 
     code, out, err = cli("export", run, "--precision", "int8", "--target-ms", 1000, "--quick", "--json")
     r = json.loads(out)
-    assert r["precision"] == "int8" and set(r["artifacts"]) == {"onnx"}
+    # without --format: every format whose backend runs int8 (ONNX and TFLite here)
+    assert r["precision"] == "int8" and set(r["artifacts"]) == {"onnx", "tflite"}
+    tfl, t = r["artifacts"]["tflite"], r["parity"]["runtimes"]["tflite"]
+    assert tfl["path"] == str(run / "export" / "model_int8.tflite") and tfl["xnnpack"]["fully_delegated"]
+    assert t["n"] == 10_000 and t["top1_agreement"] > 0.9 and 0 < t["size_ratio"] < 0.6
     onnx = r["artifacts"]["onnx"]
     assert onnx["path"] == str(run / "export" / "model_int8.onnx") and (run / "export" / "model_int8.onnx").is_file()
     q = onnx["quantization"]
