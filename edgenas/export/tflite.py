@@ -131,12 +131,10 @@ def _int8_lines(t: dict) -> list[str]:
 
 
 def _converter_version() -> str:
-    try:
-        from importlib.metadata import version
+    from edgenas.profiling.base import package_version
 
-        return f"litert-torch {version('litert-torch')}"
-    except Exception:  # noqa: BLE001
-        return "litert-torch"
+    v = package_version("litert-torch")
+    return f"litert-torch {v}" if v else "litert-torch"
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,16 @@ from edgenas.profiling.protocol import Timer
 from edgenas.registry import Registry
 
 
+def package_version(dist: str) -> str | None:
+    """The installed version of distribution ``dist``, or None: part of a cache key or a report, never fatal."""
+    from importlib.metadata import version
+
+    try:
+        return version(dist)
+    except Exception:  # noqa: BLE001 - a missing or broken distribution's metadata: no version to report
+        return None
+
+
 @dataclass
 class ShippedArtifact:
     """What ``Backend.ship`` found out about an artifact written for deployment.

@@ -12,7 +12,7 @@ import warnings
 from pathlib import Path
 
 from edgenas.errors import MeasurementError
-from edgenas.profiling.base import Backend, ShippedArtifact, register_backend
+from edgenas.profiling.base import Backend, ShippedArtifact, package_version, register_backend
 from edgenas.profiling.inputs import example_input, from_layout, to_layout
 from edgenas.profiling.protocol import Timer
 
@@ -22,13 +22,7 @@ def interpreter_class():
     try:
         from ai_edge_litert import interpreter as lite
 
-        try:
-            from importlib.metadata import version
-
-            v = version("ai-edge-litert")
-        except Exception:  # noqa: BLE001
-            v = "unknown"
-        return lite.Interpreter, "ai_edge_litert", v
+        return lite.Interpreter, "ai_edge_litert", package_version("ai-edge-litert") or "unknown"
     except ImportError:
         pass
     try:
@@ -171,21 +165,12 @@ class TFLiteBackend(Backend):
         return f"{name}-{v}"
 
     def converter_version(self) -> str:
-        try:
-            from importlib.metadata import version
-
-            conv = version("litert-torch")
-        except Exception:  # noqa: BLE001
-            conv = "unknown"
+        conv = package_version("litert-torch") or "unknown"
         text = f"{self.runtime_version()}-litert_torch{conv}-nhwc{int(self.nhwc)}"
         if self.precision == "int8":  # the quantizer's version changes the artifact too
             from edgenas.quant.tflite_int8 import FLOW
 
-            try:
-                aeq = version("ai-edge-quantizer")
-            except Exception:  # noqa: BLE001
-                aeq = "unknown"
-            text += f"-{FLOW}{aeq}-io_{self.io}"
+            text += f"-{FLOW}{package_version('ai-edge-quantizer') or 'unknown'}-io_{self.io}"
         return text
 
     def __init__(self, threads: int = 1, precision: str = "fp32", **options):
