@@ -26,6 +26,7 @@ def ship(module, shape, path: Path, simplified: bool = True, calibration=None) -
     errors: list[str] = []
     tmp = path.with_name(path.name + ".partial")
     t = time.perf_counter()
+    quantized = path.with_name(path.name + ".int8.partial")
     extra: dict = {}
     try:
         exporter = export_onnx(module, shape, tmp, errors=errors)
@@ -35,13 +36,13 @@ def ship(module, shape, path: Path, simplified: bool = True, calibration=None) -
         if calibration is not None:
             from edgenas.quant.onnx_int8 import quantize
 
-            quantized = path.with_name(path.name + ".int8.partial")
             extra = {"float_bytes": tmp.stat().st_size, "quantization": quantize(tmp, quantized, calibration)}
             check(quantized)
             quantized.replace(tmp)
         tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)
+        quantized.unlink(missing_ok=True)  # a quantizer or checker failure leaves no half-made int8 file
     info = {"path": str(path), "bytes": path.stat().st_size, "exporter": exporter,
             "exporter_fallback_reason": errors[0] if exporter == "legacy" and errors else None,
             "checker": "passed (full_check)", "simplification": how,
