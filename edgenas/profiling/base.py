@@ -137,6 +137,9 @@ class Backend(ABC):
         Shared by local profiling and on-device bundles, so both time the very same file.
         """
         path = self.artifact_path(cache_dir, cache_key, input_shape)
+        source = None if path.exists() else self.derived_from(getattr(module, "edgenas_op", None), input_shape)
+        if source is not None:  # made from its source if that is cached (``convert_artifacts`` orders them)
+            self.derive_artifact(source, input_shape, cache_dir, cache_key)
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
             # unique per process: two processes exporting the same op never write into one file;
@@ -147,6 +150,32 @@ class Backend(ABC):
                 tmp.replace(path)
             finally:
                 tmp.unlink(missing_ok=True)
+        return path
+
+    def derived_from(self, op_kind: str | None, input_shape) -> tuple | None:
+        """The input shape of the artifact that ``derive`` may turn into this one without converting
+        (single ops of kind ``op_kind``; None for a network), or None: it is always converted."""
+        return None
+
+    def derive(self, source: Path, input_shape) -> bytes | None:
+        """The bytes of the artifact at ``input_shape`` made from ``source`` (``derived_from``'s), exactly
+        what converting would write; None where that cannot be assured (then it is converted)."""
+        return None
+
+    def derive_artifact(self, source_shape, input_shape, cache_dir: Path, cache_key: str) -> Path | None:
+        """Write the cached artifact at ``input_shape`` from the cached one at ``source_shape``; None
+        (nothing written) when that one is not cached or ``derive`` refuses."""
+        source = self.artifact_path(cache_dir, cache_key, source_shape)
+        data = self.derive(source, input_shape) if source.exists() else None
+        if data is None:
+            return None
+        path = self.artifact_path(cache_dir, cache_key, input_shape)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}-{secrets.token_hex(4)}.partial")
+        try:
+            tmp.write_bytes(data)
+            tmp.replace(path)
+        finally:
+            tmp.unlink(missing_ok=True)
         return path
 
     def artifact_path(self, cache_dir: Path, cache_key: str, input_shape) -> Path:

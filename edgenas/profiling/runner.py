@@ -86,55 +86,86 @@ def convert_artifacts(backend: Backend, jobs: list[tuple[OpSpec, int]], cache: P
 
     Conversions run in ``workers`` spawned processes (default: one per CPU; 1 converts in this
     process, as it does for fewer than 4 models per worker): exporters are single-threaded Python,
-    so a pool is the only way to use every core, and it must finish before measuring starts. Each
-    artifact lands in the cache atomically as it finishes, so an interrupted phase resumes with
-    what is left. Returns counts, the workers used and the phase's time.
+    so a pool is the only way to use every core, and it must finish before measuring starts. An
+    artifact the backend can make from another one of the run (``Backend.derived_from``: TFLite's
+    batch-8 file from its batch-1 file) is made here as soon as that one is ready, and converted
+    only where ``derive`` refuses. Each artifact lands in the cache atomically as it finishes, so an
+    interrupted phase resumes with what is left. Returns counts, the workers used, the phase's time
+    and which artifacts were derived (``derived_from``; the run record keeps it as their provenance).
     """
     start = time.perf_counter()
     cache = Path(cache or cache_dir())
     jobs = list(dict.fromkeys(jobs))
-    todo = [] if not backend.suffix else [
-        (s, b) for s, b in jobs if not backend.artifact_path(cache, op_cache_key(s), nchw(s, b)).exists()]
-    workers = max(1, min(workers or os.cpu_count() or 1, len(todo)))
-    if len(todo) < 4 * workers:  # a worker's start (a fresh interpreter importing torch) takes seconds
-        workers = 1
-    done = 0
 
-    def finished(spec: OpSpec, batch: int) -> None:
+    def path(job):
+        return backend.artifact_path(cache, op_cache_key(job[0]), nchw(*job))
+
+    todo = [] if not backend.suffix else [j for j in jobs if not path(j).exists()]
+    sources = {}  # derived job -> the job it is made from (one of this run, or cached)
+    for spec, batch in todo:
+        shape = backend.derived_from(spec.op, nchw(spec, batch))
+        source = None if shape is None else (spec, shape[0])
+        if source and nchw(*source) == tuple(shape) and (source in jobs or path(source).exists()):
+            sources[(spec, batch)] = source
+    convert = [j for j in todo if j not in sources]
+    workers = max(1, min(workers or os.cpu_count() or 1, len(convert)))
+    if len(convert) < 4 * workers:  # a worker's start (a fresh interpreter importing torch) takes seconds
+        workers = 1
+    done, derived = 0, []  # provenance: "op key|bB<-b1" for each artifact made without converting
+
+    def finished(job) -> list:
+        """Count ``job`` done; derive what waits on it; return the derived jobs that must convert."""
         nonlocal done
         done += 1
         if on_event:
             elapsed = time.perf_counter() - start
-            on_event(ProfileEvent("convert", done, len(todo), batch, spec.key,
+            on_event(ProfileEvent("convert", done, len(todo), job[1], job[0].key,
                                   eta_s=elapsed / done * (len(todo) - done)))
+        return derive_from(job)
+
+    def derive_from(job) -> list:
+        refused = []
+        for waiting in [j for j, src in sources.items() if src == job]:
+            del sources[waiting]
+            if backend.derive_artifact(nchw(*job), nchw(*waiting), cache, op_cache_key(waiting[0])):
+                derived.append(f"{waiting[0].key}|b{waiting[1]}<-b{job[1]}")
+                refused += finished(waiting)
+            else:
+                refused.append(waiting)
+        return refused
 
     if todo and on_event:
         on_event(ProfileEvent("convert", 0, len(todo), todo[0][1], f"{len(todo)} models, {workers} workers"))
+    for source in {src for src in sources.values() if src not in todo}:  # cached already
+        convert += derive_from(source)
     if workers == 1:
-        for spec, batch in todo:
-            _convert_one(backend, spec, batch, cache)
+        queue = list(convert)
+        while queue:
+            job = queue.pop(0)
+            _convert_one(backend, *job, cache)
             interrupt.check()
-            finished(spec, batch)
-    elif todo:
+            queue += finished(job)
+    elif convert:
         import multiprocessing
         from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
         pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                                    initializer=_quiet_worker)
         try:
-            pending = {pool.submit(_convert_one, backend, s, b, cache): (s, b) for s, b in todo}
+            pending = {pool.submit(_convert_one, backend, *j, cache): j for j in convert}
             while pending:
                 ready, _ = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
                 interrupt.check()
                 for f in ready:
                     f.result()  # a failed conversion fails the run here, as it would in-process
-                    finished(*pending.pop(f))
+                    for j in finished(pending.pop(f)):
+                        pending[pool.submit(_convert_one, backend, *j, cache)] = j
         finally:
             # on error or Ctrl-C: drop what has not started; conversions in flight finish their
             # atomic write (workers ignore SIGINT), so the cache holds no partial file
             pool.shutdown(wait=True, cancel_futures=True)
-    return {"converted": len(todo), "cached": len(jobs) - len(todo), "workers": workers,
-            "elapsed_s": round(time.perf_counter() - start, 3)}
+    return {"converted": len(todo) - len(derived), "derived": len(derived), "cached": len(jobs) - len(todo),
+            "workers": workers, "elapsed_s": round(time.perf_counter() - start, 3), "derived_from": derived}
 
 
 def _convert_one(backend: Backend, spec: OpSpec, batch: int, cache: Path) -> None:

@@ -204,6 +204,19 @@ class TFLiteBackend(Backend):
                                       io=self.io, nhwc=self.nhwc).path
         return export_tflite(module, input_shape, Path(path), nhwc=self.nhwc)
 
+    def derived_from(self, op_kind, input_shape):
+        """fp32 single ops of ``tflite_batch.REBATCH_EXACT_OPS`` at batch > 1: from the batch-1 model."""
+        from edgenas.profiling.tflite_batch import REBATCH_EXACT_OPS
+
+        if self.precision != "fp32" or op_kind not in REBATCH_EXACT_OPS or input_shape[0] == 1:
+            return None
+        return (1, *input_shape[1:])
+
+    def derive(self, source, input_shape):
+        from edgenas.profiling.tflite_batch import rebatch
+
+        return rebatch(source, input_shape[0])
+
     def load(self, path, input_shape):
         return _TFLiteTimer(make_interpreter(path, self.threads))
 

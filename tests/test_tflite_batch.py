@@ -1,0 +1,82 @@
+"""A TFLite single op's batch-8 model is made from its batch-1 model only where that is the batch-8
+conversion's file byte for byte (``edgenas.profiling.tflite_batch``), and the conversion phase uses it."""
+
+from __future__ import annotations
+
+import pytest
+
+from edgenas.ops.registry import is_zero_cost
+from edgenas.profiling import tflite_batch
+from edgenas.profiling.base import create_backend
+from edgenas.profiling.runner import convert_artifacts, nchw, op_cache_key, op_module, space_specs
+from edgenas.profiling.tflite import export_tflite
+from edgenas.profiling.tflite_batch import REBATCH_EXACT_OPS, rebatch
+
+pytest.importorskip("litert_torch")
+
+
+def _variants():
+    """One op instance per structure (kind, kernel, stride, expanded or not, dilation, skip): shapes
+    alone do not change which operators litert emits, these do (a stride-2 pool pads with SLICEs)."""
+    seen = {}
+    for s in space_specs(["darts", "proxyless"], "small"):
+        if not is_zero_cost(s):
+            seen.setdefault((s.op, s.kernel, s.stride, min(s.expand, 2), s.dilation, s.idskip), s)
+    return list(seen.values())
+
+
+VARIANTS = _variants()
+REFUSED = next(s for s in VARIANTS if s.op == "max_pool_3x3" and s.stride == 2)  # SLICE holds the batch
+
+
+def _convert(spec, tmp_path, batches=(1, 8)):
+    paths = [tmp_path / f"b{b}.tflite" for b in batches]
+    for b, p in zip(batches, paths):
+        export_tflite(op_module(spec), nchw(spec, b), p)
+    return paths
+
+
+def test_every_op_kind_of_the_presets_is_checked():
+    assert {s.op for s in VARIANTS} == REBATCH_EXACT_OPS
+
+
+@pytest.mark.parametrize("spec", [s for s in VARIANTS if s.op in REBATCH_EXACT_OPS], ids=lambda s: s.key)
+def test_rebatch_gives_the_batch_8_conversion_byte_for_byte_or_refuses(spec, tmp_path):
+    one, eight = _convert(spec, tmp_path)
+    made = rebatch(one, 8)
+    assert made is None or made == eight.read_bytes()
+
+
+def test_the_op_guard_is_what_keeps_it_exact(tmp_path, monkeypatch):
+    """Not vacuous: the stride-2 pool is refused, and without the guard its rebatched file would
+    differ from the batch-8 conversion (the SLICE sizes hold the batch)."""
+    one, eight = _convert(REFUSED, tmp_path)
+    assert rebatch(one, 8) is None
+    monkeypatch.setattr(tflite_batch, "BATCH_FREE_OPS", tflite_batch.BATCH_FREE_OPS | {"SLICE", "CONCATENATION"})
+    unguarded = rebatch(one, 8)
+    assert unguarded is not None and unguarded != eight.read_bytes()
+
+
+def test_only_fp32_single_ops_of_listed_kinds_at_batch_over_1_are_derived():
+    be = create_backend("tflite")
+    assert be.derived_from("sep_conv_3x3", (8, 16, 28, 28)) == (1, 16, 28, 28)
+    assert be.derived_from("sep_conv_3x3", (1, 16, 28, 28)) is None
+    assert be.derived_from("my_plugin_op", (8, 16, 28, 28)) is None
+    assert be.derived_from(None, (8, 3, 32, 32)) is None  # a whole network: always converted
+    assert create_backend("onnxruntime").derived_from("sep_conv_3x3", (8, 16, 28, 28)) is None
+
+
+def test_conversion_phase_derives_batch_8_and_converts_what_is_refused(tmp_path):
+    be, cache = create_backend("tflite"), tmp_path / "cache"
+    sep = next(s for s in VARIANTS if s.op == "sep_conv_3x3")
+    jobs = [(sep, 1), (REFUSED, 1), (sep, 8), (REFUSED, 8)]
+    r = convert_artifacts(be, jobs, cache, workers=1)
+    assert (r["converted"], r["derived"]) == (3, 1) and r["derived_from"] == [f"{sep.key}|b8<-b1"]
+    paths = {j: be.artifact_path(cache, op_cache_key(j[0]), nchw(*j)) for j in jobs}
+    assert all(p.exists() for p in paths.values())
+    # the batch-1 file rebatched (each op build has its own random weights, so not a fresh conversion)
+    assert paths[(sep, 8)].read_bytes() == rebatch(paths[(sep, 1)], 8)
+
+    # batch 16 alone, the batch-1 model cached: made from it, nothing converted
+    r = convert_artifacts(be, [(sep, 16)], cache, workers=1)
+    assert (r["converted"], r["derived"], r["cached"]) == (0, 1, 0)
