@@ -217,8 +217,9 @@ def main():
     args = ap.parse_args()
     settings = ProtocolSettings.quick() if args.quick else ProtocolSettings()
     if args.exporter_ab or args.rebatch_ab:
+        load0 = round(os.getloadavg()[0], 1)
         ab = rebatch_ab(settings) if args.rebatch_ab else exporter_ab(args.exporter_ab, settings)
-        result = {"date": time.strftime("%Y-%m-%d %H:%M"), "load_avg_start": round(os.getloadavg()[0], 1),
+        result = {"date": time.strftime("%Y-%m-%d %H:%M"), "load_avg_start": load0,
                   **ab, "load_avg_end": round(os.getloadavg()[0], 1)}
         OUT.mkdir(parents=True, exist_ok=True)
         (OUT / f"{args.out}.json").write_text(json.dumps(result, indent=2) + "\n")
