@@ -30,9 +30,10 @@ REFUSED = next(s for s in VARIANTS if s.op == "max_pool_3x3" and s.stride == 2) 
 
 
 def _convert(spec, tmp_path, batches=(1, 8)):
-    paths = [tmp_path / f"b{b}.tflite" for b in batches]
+    """One module (an op build draws random weights) converted at each batch size."""
+    module, paths = op_module(spec), [tmp_path / f"b{b}.tflite" for b in batches]
     for b, p in zip(batches, paths):
-        export_tflite(op_module(spec), nchw(spec, b), p)
+        export_tflite(module, nchw(spec, b), p)
     return paths
 
 
