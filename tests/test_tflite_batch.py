@@ -81,3 +81,24 @@ def test_conversion_phase_derives_batch_8_and_converts_what_is_refused(tmp_path)
     # batch 16 alone, the batch-1 model cached: made from it, nothing converted
     r = convert_artifacts(be, [(sep, 16)], cache, workers=1)
     assert (r["converted"], r["derived"], r["cached"]) == (0, 1, 0)
+
+
+def test_a_batch_8_bundle_ships_the_rebatched_file(tmp_path):
+    """Bundles take their files from the same conversion phase: the device runs the bytes a local
+    table times, and the manifest's batch-8 input shape is the file's own."""
+    import zipfile
+
+    from edgenas.devices import get_profile
+    from edgenas.profiling.bundle import build_bundle
+    from edgenas.profiling.protocol import ProtocolSettings
+
+    sep = next(s for s in VARIANTS if s.op == "sep_conv_3x3")
+    b = build_bundle(get_profile("pixel-7"), create_backend("tflite", threads=4), [sep], [1, 8], tmp_path / "p.zip",
+                     ProtocolSettings.quick(), cache=tmp_path / "cache")
+    by_batch = {e["batch"]: e for e in b.manifest["entries"]}
+    with zipfile.ZipFile(tmp_path / "p.zip") as z:
+        one, eight = (z.read(by_batch[n]["file"]) for n in (1, 8))
+    (tmp_path / "b1.tflite").write_bytes(one)
+    assert eight == rebatch(tmp_path / "b1.tflite", 8)
+    h, w, c = sep.in_shape
+    assert by_batch[8]["input_shape"] == [8, h, w, c]
