@@ -311,6 +311,10 @@ def test_cli_realistic_mode_reports_its_checks(cli, csvs):
     at = json.loads(out)["strategies"]["evolution"]["at"]["30"]
     assert 1 <= at["measurements_max"] <= 4 and at["verified_share"] == 1.0 and at["feasible_share"] == 1.0
     assert json.loads(cli(*args)[1]) == json.loads(out)  # deterministic for the seeds
+    code, out, err = cli(*args[:-1], "--active", "2", "--json")  # measurements during the search, counted
+    assert code == 0, err
+    at = json.loads(out)["strategies"]["evolution"]["at"]["30"]
+    assert at["active_mean"] <= 2 and at["measurements_max"] <= 2 + 4 and at["feasible_share"] == 1.0
 
 
 @pytest.mark.parametrize("args, message", [
