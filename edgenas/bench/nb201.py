@@ -59,6 +59,7 @@ class Table:
         self.rep = np.arange(enc.N_ARCHS) if self.rep is None else np.asarray(self.rep, dtype=np.int64)
         self._fits: dict = {}
         self.archs = enc.all_archs()
+        self.arch_tuples = [enc.from_code(c) for c in range(enc.N_ARCHS)]  # pools are rebuilt on every refit
         self.connected = enc.all_live().any(axis=1)
         self.features = enc.all_features()  # surrogate features
 
@@ -120,7 +121,7 @@ def make_problem(table: Table, setting: Setting) -> Problem:
     feats = table.features
     pred = setting.predicted
     return Problem(sizes=[enc.N_OPS] * enc.N_EDGES, predicted_ms=lambda a: float(pred[enc.to_code(a)]),
-                   target_ms=setting.search_target, pool=[enc.from_code(c) for c in feasible],
+                   target_ms=setting.search_target, pool=[table.arch_tuples[c] for c in feasible],
                    featurize=lambda archs: feats[[enc.to_code(a) for a in archs]], neighbours=enc.neighbours)
 
 
