@@ -186,6 +186,19 @@ def test_active_mode_measures_during_the_search_and_refits():
     assert np.all(r.feasible[r.verified])
 
 
+def test_a_measured_class_is_in_the_search_exactly_when_it_meets_the_target():
+    table = wrong_table()
+    target = table.target_for_quantile(0.25)
+    setting = nb201.make_setting(table, target, fit_n=60, seed=1, verify_k=5)
+    problem = nb201.make_problem(table, setting)
+    learner = nb201.ActiveLearner(table, problem, target, 1, 4, 20, 0.95, nb201.EXPLORE, 0, table.fitted(60, 1))
+    view = learner.setting({5000: target * 1.02, 6000: target * 0.98, 7000: target * 0.5})
+    assert view.margin < 1  # the search explores past the target, yet a class measured over it is out
+    inside = view.predicted <= view.search_target
+    assert not inside[5000] and inside[6000] and inside[7000]
+    assert all(problem.feasible(table.arch_tuples[c]) == (table.latency[c] <= target) for c in learner.raw.measured)
+
+
 def test_active_mode_is_deterministic_and_sees_only_measured_networks():
     """Changing the true latency of every network the team never measured changes nothing it did."""
     table = wrong_table()

@@ -177,8 +177,10 @@ def score(table: Table, trace, queries: int, target_ms: float, optimum: float, v
                 s, last = now, None
                 fit = snaps[s].fit
                 p = fit.p_feasible(fit.predicted[codes], target_ms) if len(codes) else np.zeros(0)
-            # a query with P(feasible) = 0 is never measured nor picked: the pick stands
-            if n and (last is None or (n != last[0] and p[n - 1] > 0)):
+            # a query with P(feasible) = 0 is never measured nor picked (unless its class was measured): the
+            # pick stands
+            new = n and (last is None or n != last[0])
+            if new and (last is None or p[n - 1] > 0 or table.rep[codes[n - 1]] in snaps[s].known):
                 v = verify_pick(codes[:n], accs[:n], p[:n], lambda c: table.latency[c], target_ms, verify_k,
                                 coverage, table.rep[codes[:n]], snaps[s].known)
                 last = (n, v)
@@ -228,7 +230,8 @@ class ActiveLearner:
         ms = np.full(enc.N_ARCHS, np.nan)
         ms[reps] = np.fromiter(known.values(), dtype=float, count=len(known))
         by_code = ms[self.table.rep]
-        s.predicted = np.where(np.isfinite(by_code) & self.table.valid, by_code * s.margin, s.predicted)
+        # against target / margin, a class measured at m ms is in the search exactly when m <= target
+        s.predicted = np.where(np.isfinite(by_code) & self.table.valid, by_code / s.margin, s.predicted)
         return s
 
     def _update(self, n: int, known: dict, used: int) -> None:
