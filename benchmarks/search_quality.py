@@ -220,7 +220,9 @@ ACTIVE_TUNING_TEXT = (
 
 
 def write_report(cache):
-    runs = cache["runs"]
+    # entries of an older method (a run interrupted before recomputing them) are not reported
+    runs = {k: r for k, r in cache["runs"].items()
+            if r["mode"] == "exact" or r.get("method") == METHODS.get(r["mode"], METHOD)}
     strategies = sorted({r["strategy"] for r in runs.values()}, key=lambda s: (s != "random", s))
     meta = cache.get("meta", {})
     lines = ["# Search quality on NAS-Bench-201 with real device latency", "",
