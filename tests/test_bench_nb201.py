@@ -151,6 +151,100 @@ def test_verified_picks_are_feasible_on_their_measurement():
         assert np.all(r.regret[r.verified] >= -1e-9)  # a feasible pick never beats the optimum
 
 
+def wrong_table(seed=1):
+    """A table the additive model gets wrong (latency x0.7-1.4 per network)."""
+    acc, lat = synthetic_table(seed)
+    return nb201.Table(acc, lat * np.random.default_rng(seed).uniform(0.7, 1.4, len(lat)))
+
+
+def test_refit_moves_a_measured_network_toward_its_measurement():
+    table = wrong_table()
+    fit = table.fitted(60, seed=2)
+    err = np.abs(fit.predicted - table.latency) / table.latency
+    err[fit.measured] = 0
+    worst = int(np.argmax(np.where(table.connected, err, 0)))  # the network the model gets most wrong
+    new = fitted.refit(table, fit, [worst], seed=2)
+    assert worst in new.measured and len(new.measured) == 61 and len(new.ratios) == 61
+    assert abs(new.predicted[worst] - table.latency[worst]) < abs(fit.predicted[worst] - table.latency[worst])
+    assert new.model == fit.model  # same level and pruning
+
+
+def test_active_mode_measures_during_the_search_and_refits():
+    table = wrong_table()
+    target = table.target_for_quantile(0.25)
+    optimum = table.optimum(target)[1]
+    r = nb201.run_one(table, "evolution", target, 200, 0, fit_n=60, optimum=optimum, verify_k=5, active=4, every=20)
+    snaps = r.snapshots
+    assert 2 <= len(snaps) <= 5 and [s.used for s in snaps] == list(range(len(snaps)))
+    assert all(s.after % 20 == 0 for s in snaps) and snaps[0].after == 0
+    for before, after in zip(snaps, snaps[1:]):
+        (rep,) = set(after.known) - set(before.known)  # one new measurement per step, and it enters the fit
+        assert rep in after.fit.measured and rep not in before.fit.measured
+        assert after.known[rep] == table.latency[rep]
+    # measurements are counted: the search's plus the final check's, at most active + verify_k
+    assert np.all(r.active <= r.measured) and r.measured.max() <= 4 + 5 and r.active[-1] == len(snaps) - 1
+    assert np.all(r.feasible[r.verified])
+
+
+def test_a_measured_class_is_in_the_search_exactly_when_it_meets_the_target():
+    table = wrong_table()
+    target = table.target_for_quantile(0.25)
+    setting = nb201.make_setting(table, target, fit_n=60, seed=1, verify_k=5)
+    problem = nb201.make_problem(table, setting)
+    learner = nb201.ActiveLearner(table, problem, target, 1, 4, 20, 0.95, nb201.EXPLORE, 0, table.fitted(60, 1))
+    view = learner.setting({5000: target * 1.02, 6000: target * 0.98, 7000: target * 0.5})
+    assert view.margin < 1  # the search explores past the target, yet a class measured over it is out
+    inside = view.predicted <= view.search_target
+    assert not inside[5000] and inside[6000] and inside[7000]
+    assert all(problem.feasible(table.arch_tuples[c]) == (table.latency[c] <= target) for c in learner.raw.measured)
+
+
+def test_active_mode_is_deterministic_and_sees_only_measured_networks():
+    """Changing the true latency of every network the team never measured changes nothing it did."""
+    table = wrong_table()
+    target = table.target_for_quantile(0.25)
+    optimum = table.optimum(target)[1]
+
+    def run(t, seed=3):
+        return nb201.run_one(t, "gp-ei", target, 120, seed, fit_n=60, optimum=optimum, verify_k=5, active=4,
+                             local_n=30)
+
+    a, b = run(table), run(table)
+    assert np.array_equal(a.regret, b.regret, equal_nan=True) and np.array_equal(a.measured, b.measured)
+    assert [s.known for s in a.snapshots] == [s.known for s in b.snapshots]
+    lat = table.latency.copy()
+    others = np.setdiff1d(np.arange(enc.N_ARCHS), list(a.snapshots[-1].known))
+    lat[others] *= np.random.default_rng(0).uniform(0.9, 1.1, len(others))
+    c = run(nb201.Table(table.accuracy, lat))
+    assert [(s.after, s.known) for s in c.snapshots] == [(s.after, s.known) for s in a.snapshots]
+    assert np.array_equal(c.snapshots[-1].fit.ratios, a.snapshots[-1].fit.ratios)
+    assert [(s.after, s.known) for s in run(table, seed=4).snapshots] != [(s.after, s.known) for s in a.snapshots]
+
+
+def test_local_margin_uses_the_measured_networks_nearest_the_target():
+    table = wrong_table()
+    fit = table.fitted(60, seed=2)
+    target = table.target_for_quantile(0.25)
+    local = fit.near(target, 20)
+    assert len(local.ratios) == 20 and np.array_equal(local.predicted, fit.predicted)
+    near = np.argsort(np.abs(np.log(fit.held_out / target)))[:20]
+    assert np.allclose(np.sort(local.ratios), np.sort(fit.measured_ms[near] / fit.held_out[near]))
+    assert fit.near(target, 0) is fit and fit.near(target, 60) is fit
+
+
+def test_verify_pick_counts_nothing_for_known_measurements():
+    measured = []
+
+    def measure(c):
+        measured.append(c)
+        return {10: 1.2, 11: 0.9}[c]
+
+    # 10 is known over the target (never measured again), 12 known under it: the check measures only 11
+    v = fitted.verify_pick([10, 11, 12], [80.0, 75.0, 70.0], [0.5, 0.5, 0.5], measure, 1.0, k=3, coverage=0.95,
+                           known={10: 1.2, 12: 0.8})
+    assert (v.code, v.verified, v.measurements, measured) == (11, True, 1, [11])
+
+
 def test_verify_pick_measures_the_best_gain_and_never_falls_back_on_a_failed_measurement():
     lat = {10: 1.2, 11: 0.9, 12: 0.8, 13: 0.5}
     measured = []
@@ -230,6 +324,10 @@ def test_cli_realistic_mode_reports_its_checks(cli, csvs):
     at = json.loads(out)["strategies"]["evolution"]["at"]["30"]
     assert 1 <= at["measurements_max"] <= 4 and at["verified_share"] == 1.0 and at["feasible_share"] == 1.0
     assert json.loads(cli(*args)[1]) == json.loads(out)  # deterministic for the seeds
+    code, out, err = cli(*args[:-1], "--active", "2", "--json")  # measurements during the search, counted
+    assert code == 0, err
+    at = json.loads(out)["strategies"]["evolution"]["at"]["30"]
+    assert at["active_mean"] <= 2 and at["measurements_max"] <= 2 + 4 and at["feasible_share"] == 1.0
 
 
 @pytest.mark.parametrize("args, message", [
@@ -239,6 +337,8 @@ def test_cli_realistic_mode_reports_its_checks(cli, csvs):
     (["--strategies", "magic"], "unknown strategy"),
     (["--latency", "hwnas:pi5-litert", "--hwnasbench", "/nonexistent"], "no HW-NAS-Bench-360"),
     (["--verify-k", "3"], "give --fit-n too"),
+    (["--fit-n", "60", "--active", "3"], "give --fit-n and --verify-k"),
+    (["--fit-n", "60", "--verify-k", "3", "--active", "-1"], "--active and --local-margin must be >= 0"),
     (["--fit-n", "5"], "--fit-n must be between 10 and"),
 ])
 def test_cli_bad_input_is_one_line(cli, csvs, args, message):

@@ -29,7 +29,7 @@ import numpy as np
 
 from edgenas.spaces import nb201_arch as enc
 from edgenas.bench.evaluator import TabularEvaluator
-from edgenas.bench.fitted import FittedLatency, fit_latency, verify_pick
+from edgenas.bench.fitted import FittedLatency, best_gain, fit_latency, refit, verify_pick
 from edgenas.errors import InputError
 from edgenas.search.blackbox.base import Problem, create_blackbox, list_blackbox, run_blackbox
 
@@ -40,6 +40,8 @@ WITHIN = 0.5
 # a wider search finds the optimum more often but fills the top of the queried list with networks the model
 # under-predicts, a narrower one cuts the optimum off.
 EXPLORE = 0.05
+# Active mode (``active`` > 0): one deliberate measurement after every ACTIVE_EVERY queries, until ``active`` are spent.
+ACTIVE_EVERY = 20
 
 
 @dataclass
@@ -57,6 +59,7 @@ class Table:
         self.rep = np.arange(enc.N_ARCHS) if self.rep is None else np.asarray(self.rep, dtype=np.int64)
         self._fits: dict = {}
         self.archs = enc.all_archs()
+        self.arch_tuples = [enc.from_code(c) for c in range(enc.N_ARCHS)]  # pools are rebuilt on every refit
         self.connected = enc.all_live().any(axis=1)
         self.features = enc.all_features()  # surrogate features
 
@@ -97,13 +100,15 @@ class Setting:
 
 
 def make_setting(table: Table, target_ms: float, fit_n: int = 0, seed: int = 0, coverage: float = 0.95,
-                 verify_k: int = 0, explore: float = EXPLORE) -> Setting:
-    """Exact: the true latency and target. Realistic: the fitted model's predictions and a target divided by
-    the conformal ``coverage`` quantile of its held-out ratios (never below 1), or with ``verify_k`` by the
-    ``explore`` quantile (the final measurements, not the margin, make the pick safe)."""
+                 verify_k: int = 0, explore: float = EXPLORE, local_n: int = 0,
+                 fit: FittedLatency | None = None) -> Setting:
+    """Exact: the true latency and target. Realistic: the fitted model's predictions (``fit``, default the
+    seed's first fit) and a target divided by the conformal ``coverage`` quantile of its held-out ratios
+    (never below 1), or with ``verify_k`` by the ``explore`` quantile (the final measurements, not the margin,
+    make the pick safe). ``local_n``: those ratios only of the measured networks predicted nearest the target."""
     if not fit_n:
         return Setting(np.where(table.valid, table.latency, np.inf), target_ms)
-    fit = table.fitted(fit_n, seed)
+    fit = (fit or table.fitted(fit_n, seed)).near(target_ms, local_n)
     margin = fit.quantile(explore) if verify_k else max(1.0, fit.quantile(coverage))
     return Setting(fit.predicted, target_ms / margin, margin, fit)
 
@@ -116,7 +121,7 @@ def make_problem(table: Table, setting: Setting) -> Problem:
     feats = table.features
     pred = setting.predicted
     return Problem(sizes=[enc.N_OPS] * enc.N_EDGES, predicted_ms=lambda a: float(pred[enc.to_code(a)]),
-                   target_ms=setting.search_target, pool=[enc.from_code(c) for c in feasible],
+                   target_ms=setting.search_target, pool=[table.arch_tuples[c] for c in feasible],
                    featurize=lambda archs: feats[[enc.to_code(a) for a in archs]], neighbours=enc.neighbours)
 
 
@@ -129,37 +134,60 @@ class RunResult:
     no_pick: bool = False  # realistic mode: nothing predicted under target / margin
     measured: np.ndarray | None = None  # verify mode: extra measurements behind the pick, per query count
     verified: np.ndarray | None = None  # verify mode: the pick met the target on its own measurement
+    active: np.ndarray | None = None  # active mode: of ``measured``, those made during the search
+    snapshots: list | None = None  # active mode: what the team knew from each query count on (``Snapshot``)
+
+
+@dataclass
+class Snapshot:
+    """What the team knows from query count ``after`` on (active mode: after each deliberate measurement)."""
+
+    after: int
+    fit: FittedLatency  # the (refitted) model with the margin in use
+    known: dict = field(default_factory=dict)  # representative's code -> its measurement (ms)
+    used: int = 0  # extra measurements made during the search so far
 
 
 def score(table: Table, trace, queries: int, target_ms: float, optimum: float, verify_k: int = 0,
-          setting: Setting | None = None, coverage: float = 0.95) -> RunResult:
+          setting: Setting | None = None, coverage: float = 0.95, snapshots: list | None = None) -> RunResult:
     """Regret and true feasibility of the pick after every query count.
 
     Without ``verify_k`` the pick is the most accurate architecture queried. With it (realistic mode,
     ``setting.fit`` given), the pick after q queries is ``fitted.verify_pick`` over the first q queries:
     at most ``verify_k`` of them measured (their table latency), the most accurate measured feasible one
-    picked; the measurements are counted per query count."""
+    picked; the measurements are counted per query count. ``snapshots`` (active mode): the model, margin and
+    measurements in force from each query count on; those measurements are free to the final check and
+    counted with it."""
     regret = np.full(queries, np.nan)
     feasible = np.zeros(queries, dtype=bool)
     codes = np.array([enc.to_code(a) for a, _ in trace.queries[:queries]], dtype=np.int64)
     accs = np.array([acc for _, acc in trace.queries[:queries]], dtype=float)
-    measured = verified = None
+    measured = verified = active = None
     if verify_k:
-        fit = setting.fit
-        p = fit.p_feasible(fit.predicted[codes], target_ms) if len(codes) else np.zeros(0)
+        snaps = snapshots or [Snapshot(0, setting.fit)]
         measured, verified = np.zeros(queries, dtype=int), np.zeros(queries, dtype=bool)
-        last = None
+        active = np.zeros(queries, dtype=int)
+        last, s, p = None, -1, None
         for i in range(queries):
             n = min(i + 1, len(codes))
-            # a query with P(feasible) = 0 is never measured nor picked: the pick stands
-            if n and (last is None or (n != last[0] and p[n - 1] > 0)):
+            now = s
+            while now + 1 < len(snaps) and snaps[now + 1].after <= n:
+                now += 1
+            if now != s:  # a new model and margin: every candidate's P(feasible) changes
+                s, last = now, None
+                fit = snaps[s].fit
+                p = fit.p_feasible(fit.predicted[codes], target_ms) if len(codes) else np.zeros(0)
+            # a query with P(feasible) = 0 is never measured nor picked (unless its class was measured): the
+            # pick stands
+            new = n and (last is None or n != last[0])
+            if new and (last is None or p[n - 1] > 0 or table.rep[codes[n - 1]] in snaps[s].known):
                 v = verify_pick(codes[:n], accs[:n], p[:n], lambda c: table.latency[c], target_ms, verify_k,
-                                coverage, table.rep[codes[:n]])
+                                coverage, table.rep[codes[:n]], snaps[s].known)
                 last = (n, v)
             if last is None or last[1].code is None:
                 continue
             v = last[1]
-            measured[i], verified[i] = v.measurements, v.verified
+            measured[i], verified[i], active[i] = v.measurements + snaps[s].used, v.verified, snaps[s].used
             regret[i] = optimum - table.accuracy[v.code]
             feasible[i] = table.latency[v.code] <= target_ms
     else:
@@ -171,14 +199,75 @@ def score(table: Table, trace, queries: int, target_ms: float, optimum: float, v
                 regret[i] = optimum - table.accuracy[codes[best]]
                 feasible[i] = table.latency[codes[best]] <= target_ms
     ok = np.flatnonzero(feasible & (regret <= WITHIN + 1e-9))
-    return RunResult(regret, feasible, int(ok[0]) + 1 if len(ok) else None, measured=measured, verified=verified)
+    return RunResult(regret, feasible, int(ok[0]) + 1 if len(ok) else None, measured=measured, verified=verified,
+                     active=active)
+
+
+class ActiveLearner:
+    """Active mode: the team measures during the search, and every measurement goes back into the fit.
+
+    After every ``every`` queries (until ``budget`` measurements are spent) it measures the queried candidate
+    of largest expected gain, P(feasible) x (accuracy - the best measured-feasible accuracy so far, else the
+    lowest queried): first the likeliest pick, then, once one is verified, more accurate networks whose
+    feasibility is less certain, i.e. the boundary where the model's error decides the pick. The model is
+    refitted on all measured networks (``fitted.refit``), the margin recomputed from them alone, and the search
+    continues against the new predictions. A measured network's class (``Table.rep``) is settled: the search
+    sees its measurement, not a prediction, so a class measured over the target drops out of the search even
+    where the margin would let it in (the networks measured to fit the model are settled from the start)."""
+
+    def __init__(self, table, problem, target_ms, seed, budget, every, coverage, explore, local_n, raw):
+        self.table, self.problem, self.target, self.seed = table, problem, target_ms, seed
+        self.budget, self.every, self.coverage, self.explore, self.local_n = budget, every, coverage, explore, local_n
+        self.raw = raw  # the model without the local margin (what refit extends)
+        self.snapshots: list[Snapshot] = []
+        self._update(0, dict(zip(raw.measured.tolist(), raw.measured_ms.tolist())), 0)
+
+    def setting(self, known: dict) -> Setting:
+        """The search's view: predictions against target / margin, measured classes at their measurement."""
+        s = make_setting(self.table, self.target, len(self.raw.measured), self.seed, self.coverage, 1,
+                         self.explore, self.local_n, fit=self.raw)
+        reps = np.fromiter(known, dtype=np.int64, count=len(known))
+        ms = np.full(enc.N_ARCHS, np.nan)
+        ms[reps] = np.fromiter(known.values(), dtype=float, count=len(known))
+        by_code = ms[self.table.rep]
+        # against target / margin, a class measured at m ms is in the search exactly when m <= target
+        s.predicted = np.where(np.isfinite(by_code) & self.table.valid, by_code / s.margin, s.predicted)
+        return s
+
+    def _update(self, n: int, known: dict, used: int) -> None:
+        setting = self.setting(known)
+        try:
+            new = make_problem(self.table, setting)
+        except InputError:  # nothing predicted feasible any more: the search keeps its last view
+            new = self.problem
+        self.problem.predicted_ms, self.problem.target_ms, self.problem.pool = \
+            new.predicted_ms, new.target_ms, new.pool
+        self.snapshots.append(Snapshot(n, setting.fit, known, used))
+
+    def __call__(self, trace) -> None:
+        n, snap = len(trace.queries), self.snapshots[-1]
+        if n % self.every or snap.used >= self.budget:
+            return
+        codes = np.array([enc.to_code(a) for a, _ in trace.queries], dtype=np.int64)
+        accs = np.array([acc for _, acc in trace.queries], dtype=float)
+        reps = self.table.rep[codes].tolist()
+        p = snap.fit.p_feasible(snap.fit.predicted[codes], self.target)
+        ok = np.array([snap.known.get(r, np.inf) <= self.target for r in reps])
+        i = best_gain(accs, p, (p > 0) & np.array([r not in snap.known for r in reps]),
+                      float(accs[ok].max() if ok.any() else accs.min()))
+        if i is None:
+            return
+        rep = reps[i]
+        self.raw = refit(self.table, self.raw, [rep], self.seed)
+        self._update(n, {**snap.known, rep: float(self.table.latency[rep])}, snap.used + 1)
 
 
 def run_one(table: Table, strategy: str, target_ms: float, queries: int, seed: int, fit_n: int = 0,
             coverage: float = 0.95, optimum: float | None = None, options: dict | None = None,
-            verify_k: int = 0, explore: float = EXPLORE) -> RunResult:
+            verify_k: int = 0, explore: float = EXPLORE, active: int = 0, local_n: int = 0,
+            every: int = ACTIVE_EVERY) -> RunResult:
     optimum = table.optimum(target_ms)[1] if optimum is None else optimum
-    setting = make_setting(table, target_ms, fit_n, seed, coverage, verify_k, explore)
+    setting = make_setting(table, target_ms, fit_n, seed, coverage, verify_k, explore, local_n)
     try:
         problem = make_problem(table, setting)
     except InputError:
@@ -189,9 +278,16 @@ def run_one(table: Table, strategy: str, target_ms: float, queries: int, seed: i
         return RunResult(np.full(queries, np.nan), np.zeros(queries, dtype=bool), None, setting.margin, True)
     evaluator = TabularEvaluator(table.accuracy, table.latency)
     strat = create_blackbox(strategy, problem, seed, **(options or {}))
-    trace = run_blackbox(strat, evaluator.accuracy, queries)
-    r = score(table, trace, queries, target_ms, optimum, verify_k if fit_n else 0, setting, coverage)
-    r.margin = setting.margin
+    learner = None
+    if fit_n and verify_k and active:
+        learner = ActiveLearner(table, problem, target_ms, seed, active, every, coverage, explore, local_n,
+                                table.fitted(fit_n, seed))
+    trace = run_blackbox(strat, evaluator.accuracy, queries, on_query=learner)
+    r = score(table, trace, queries, target_ms, optimum, verify_k if fit_n else 0, setting, coverage,
+              learner.snapshots if learner else None)
+    if learner is not None:
+        r.snapshots = learner.snapshots
+    r.margin = setting.margin if learner is None else learner.snapshots[-1].fit.quantile(explore)
     return r
 
 
@@ -234,6 +330,7 @@ def summarize(runs: list[RunResult], queries: int) -> dict:
             out["at"][str(q)]["measurements_mean"] = float(np.mean([r.measured[q - 1] for r in checked]))
             out["at"][str(q)]["measurements_max"] = int(max(r.measured[q - 1] for r in checked))
             out["at"][str(q)]["verified_share"] = float(np.mean([r.verified[q - 1] for r in checked]))
+            out["at"][str(q)]["active_mean"] = float(np.mean([r.active[q - 1] for r in checked]))
     out["within_0.5_share"] = len(reached) / len(runs)
     out["within_0.5_median_queries"] = float(np.median(reached)) if reached else None
     out["margin_mean"] = float(np.mean([r.margin for r in runs]))
@@ -244,7 +341,7 @@ def summarize(runs: list[RunResult], queries: int) -> dict:
 
 def run_bench(table: Table, target_ms: float, strategies: list[str], queries: int, seeds: int, fit_n: int = 0,
               margin_quantile: float = 0.95, seed0: int = 0, on_run=None, verify_k: int = 0,
-              explore: float = EXPLORE) -> BenchResult:
+              explore: float = EXPLORE, active: int = 0, local_n: int = 0) -> BenchResult:
     known = list_blackbox()
     for s in strategies:
         if s not in known:
@@ -257,6 +354,10 @@ def run_bench(table: Table, target_ms: float, strategies: list[str], queries: in
         raise InputError(f"--margin-quantile must be in [0.5, 1), got {margin_quantile}")
     if verify_k and not fit_n:
         raise InputError("--verify-k checks a fitted model's picks: give --fit-n too")
+    if active < 0 or local_n < 0:
+        raise InputError(f"--active and --local-margin must be >= 0, got {active} and {local_n}")
+    if (active or local_n) and not verify_k:
+        raise InputError("--active and --local-margin refine the check of a fitted model: give --fit-n and --verify-k")
     code, optimum = table.optimum(target_ms)
     res = BenchResult(target_ms, optimum, enc.to_str(enc.from_code(code)),
                       int((table.valid & table.connected & (table.latency <= target_ms)).sum()), queries, seeds,
@@ -265,7 +366,7 @@ def run_bench(table: Table, target_ms: float, strategies: list[str], queries: in
         runs = []
         for k in range(seeds):
             runs.append(run_one(table, s, target_ms, queries, seed0 + k, fit_n, margin_quantile, optimum,
-                                verify_k=verify_k, explore=explore))
+                                verify_k=verify_k, explore=explore, active=active, local_n=local_n))
             if on_run:
                 on_run(s, k + 1, seeds)
         res.strategies[s] = summarize(runs, queries)

@@ -46,6 +46,13 @@ def nb201_cmd(
                                  help="--fit-n: before picking, measure at most K queried candidates (largest "
                                       "P(feasible) x accuracy gain first) and pick the most accurate that measures "
                                       "under the target; reports the extra measurements."),
+    active: int = typer.Option(0, "--active",
+                               help="--verify-k: measure up to A more networks during the search (one every 20 "
+                                    "queries, the accurate candidate whose feasibility is least certain) and refit "
+                                    "the model and its margin on each; reported with the extra measurements."),
+    local_margin: int = typer.Option(0, "--local-margin",
+                                     help="--verify-k: learn the margin from only the N measured nets predicted "
+                                          "nearest the target (0: all of them)."),
     plot: Optional[Path] = typer.Option(None, "--plot",
                                         help="Write a regret-vs-queries PNG with 95% confidence bands."),
     as_json: bool = JSON,
@@ -70,7 +77,7 @@ def nb201_cmd(
     table = nb201.Table(acc, lat, sources.load_representatives(latency, hwnasbench))
     target = target_ms if target_ms is not None else table.target_for_quantile(target_quantile)
     res = nb201.run_bench(table, target, names, queries, seeds, fit_n=fit_n, margin_quantile=margin_quantile,
-                         verify_k=verify_k)
+                         verify_k=verify_k, active=active, local_n=local_margin)
     out = {"latency": latency, "accuracy": accuracy, **res.as_dict()}
     if plot:
         nb201.plot(res, plot, title=f"{latency}, target {target:.4g} ms, optimum {res.optimum:.2f}%"
@@ -88,7 +95,8 @@ def nb201_cmd(
                               if math.isfinite(v["regret_mean"]) else f"@{q}: n/a" for q, v in at.items())
             last = at[str(queries)]
             med = s["within_0.5_median_queries"]
-            check = (f"; {last['measurements_mean']:.1f} extra measurements (max {last['measurements_max']}), "
+            check = (f"; {last['measurements_mean']:.1f} extra measurements (max {last['measurements_max']}, "
+                     f"{last['active_mean']:.1f} during the search), "
                      f"{100 * last['verified_share']:.0f}% verified" if "measurements_mean" in last else "")
             console.print(f"  {name:10s} regret {cells}; feasible {100 * last['feasible_share']:.0f}%; within 0.5: "
                           f"{'median ' + format(med, '.0f') + ' queries' if med else 'never'} "

@@ -141,9 +141,14 @@ class Trace:
         return max(head, key=lambda t: t[1]) if head else None
 
 
-def run_blackbox(strategy: BlackBoxStrategy, evaluate: Callable[[Arch], float], queries: int) -> Trace:
+def run_blackbox(strategy: BlackBoxStrategy, evaluate: Callable[[Arch], float], queries: int,
+                 on_query: Callable[[Trace], None] | None = None) -> Trace:
     """Spend ``queries`` evaluations. A re-asked arch is answered from the cache and not counted;
-    the run ends early when the strategy has nothing left to ask (the feasible set is exhausted)."""
+    the run ends early when the strategy has nothing left to ask (the feasible set is exhausted).
+
+    ``on_query(trace)`` runs after each new query and may change the problem's prediction (the realistic
+    benchmark refits its latency model on new measurements); an arch a strategy queued before that and
+    now predicted over the target is then dropped, never evaluated. Without it such an ask is a bug."""
     trace = Trace()
     cache: dict[Arch, float] = {}
     repeats = 0
@@ -153,7 +158,12 @@ def run_blackbox(strategy: BlackBoxStrategy, evaluate: Callable[[Arch], float], 
             break
         arch = tuple(int(v) for v in arch)
         if not strategy.problem.feasible(arch):
-            raise RuntimeError(f"{strategy.name} asked an architecture predicted over the target: {arch}")
+            if on_query is None:
+                raise RuntimeError(f"{strategy.name} asked an architecture predicted over the target: {arch}")
+            repeats += 1
+            if repeats > 100 * queries:
+                break
+            continue
         if arch in cache:
             repeats += 1
             if repeats > 100 * queries:
@@ -164,6 +174,8 @@ def run_blackbox(strategy: BlackBoxStrategy, evaluate: Callable[[Arch], float], 
         cache[arch] = acc
         trace.queries.append((arch, acc))
         strategy.tell(arch, acc)
+        if on_query is not None:
+            on_query(trace)
     return trace
 
 
