@@ -1,6 +1,6 @@
 """int8 end to end on the real thing: search priced with the int8 onnxruntime table, then
-``edgenas export RUN --precision int8``: model_int8.onnx calibrated on Fashion-MNIST training images,
-checked on its test set against the fp32 network, timed by the latency gate at int8."""
+``edgenas export RUN --precision int8``: model_int8.onnx and model_int8.tflite calibrated on Fashion-MNIST
+training images, checked on its test set against the fp32 network, timed by the latency gate at int8."""
 
 from __future__ import annotations
 
@@ -36,33 +36,40 @@ def test_search_and_export_at_int8_on_fashion_mnist(cli, tmp_path):
         pytest.skip("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
     run = tmp_path / "run"
     code, out, err = cli("search", "--precision", "int8", "--target-ms", "5", "--strategy", "random", "--budget", 40,
-                         "--top-k", 1, "--retrain-epochs", 0.5, "--population", 4, "--train-size", 4000,
+                         "--top-k", 1, "--retrain-epochs", 2, "--population", 4, "--train-size", 4000,
                          "--arch-size", 500, "--test-size", 1000, "--no-measure", "--out", run, "--json")
     assert code == 0, err
     assert json.loads((run / "config.json").read_text())["precision"] == "int8"
     assert json.loads((run / "genotype.json").read_text())["meta"]["precision"] == "int8"
 
-    # ONNX only: TFLite int8's agreement with fp32 is not yet reliable (60% on one network of a clean-clone
-    # run, README "int8"), and that is a finding to fix, not a flaky test to keep
-    code, out, err = cli("export", run, "--precision", "int8", "--format", "onnx", "--target-ms", 1000, "--quick",
-                         "--json")
+    # trained for 2 epochs (75% test accuracy here): at 0.5 epochs the pick sat near chance (11-20%), with logit margins
+    # of a few hundredths, where any int8 rounding flips top-1 and agreement says nothing about the quantizer
+    code, out, err = cli("export", run, "--precision", "int8", "--target-ms", 1000, "--quick", "--json")
     r = json.loads(out)
-    assert r["precision"] == "int8" and set(r["artifacts"]) == {"onnx"}
+    assert r["precision"] == "int8" and set(r["artifacts"]) == {"onnx", "tflite"}
     onnx = r["artifacts"]["onnx"]
     assert onnx["path"] == str(run / "export" / "model_int8.onnx") and (run / "export" / "model_int8.onnx").is_file()
     q = onnx["quantization"]
     assert "training images" in q["calibration"]["source"] and q["calibration"]["n"] == Q.CALIBRATION_IMAGES
     assert q["int8_op_counts"].get("QLinearConv", 0) > 0 and onnx["bytes"] < onnx["float_bytes"]
-    e = r["parity"]["runtimes"]["onnxruntime"]
-    assert e["n"] == 10_000 and r["parity"]["real_inputs"]  # the whole real test set
-    assert e["passed"] == (e["top1_agreement"] >= Q.MIN_AGREEMENT and
-                           e["fp32_accuracy"] - e["int8_accuracy"] <= Q.MAX_ACCURACY_DROP)
-    assert e["top1_agreement"] > 0.9 and 0 < e["size_ratio"] < 0.6  # a working quantizer, not a broken one
+    tfl = r["artifacts"]["tflite"]
+    assert tfl["path"] == str(run / "export" / "model_int8.tflite") and tfl["bytes"] < tfl["float_bytes"]
+    assert tfl["quantization"]["calibration"]["n"] == Q.CALIBRATION_IMAGES
+    assert r["parity"]["real_inputs"]  # the whole real test set, for both runtimes
+    for name in ("onnxruntime", "tflite"):
+        e = r["parity"]["runtimes"][name]
+        assert e["n"] == 10_000
+        assert e["passed"] == (e["top1_agreement"] >= Q.MIN_AGREEMENT and
+                               e["fp32_accuracy"] - e["int8_accuracy"] <= Q.MAX_ACCURACY_DROP)
+        # a working quantizer, not a broken one (TFLite's moving-average calibration gave 60-84% on weak picks);
+        # measured on this search's pick: 98.84% (tflite) and 98.83% (onnxruntime), both passing
+        assert e["top1_agreement"] > 0.97 and 0 < e["size_ratio"] < 0.6, (name, e)
     lat = r["latency"]
     assert lat["precision"] == "int8" and lat["measured"] and lat["artifact"].endswith("model_int8.onnx")
     assert r["predicted_ms"] > 0 and r["latency_gated"]
     assert code == (0 if r["passed"] else 7), err
-    assert "int8 onnxruntime on 10000 test images" in (run / "export" / "report.md").read_text()
+    md = (run / "export" / "report.md").read_text()
+    assert "int8 onnxruntime on 10000 test images" in md and "int8 tflite on 10000 test images" in md
 
 
 def test_without_format_an_int8_export_ships_every_format_whose_backend_runs_int8():

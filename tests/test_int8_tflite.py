@@ -50,9 +50,9 @@ def _representable(q, which: str, i: int = 0):
 def _steps(module, path, x, q):
     """|TFLite - PyTorch| in steps of the output scale (max, mean), running ``path`` on NCHW ``x``.
 
-    The calibrator sets ranges from a moving average of each sample's min/max, so values out in
-    the tails clip: the reference is PyTorch on the input clipped to its representable range,
-    with its output clipped likewise; what is left is rounding.
+    Values beyond the calibrated ranges clip (none of the calibration samples' own, see the test
+    below): the reference is PyTorch on the input clipped to its representable range, with its
+    output clipped likewise; what is left is rounding.
     """
     be = create_backend("tflite", precision="int8")
     got = be.outputs(path, x, 1)
@@ -78,6 +78,32 @@ def test_single_op_float_io_is_fully_delegated_int8_and_matches_pytorch(name, tm
     worst, mean = _steps(module, q.path, np.concatenate(cal.samples), q.as_dict())
     print(name, worst, mean)
     assert worst <= MAX_STEPS and mean <= MEAN_STEPS, (name, worst, mean, q.output_quant)
+
+
+def test_calibrated_ranges_hold_every_calibration_sample_not_a_moving_average_of_them(tmp_path):
+    """Input and output ranges cover the min and max over the whole calibration set (``min_max_update``).
+
+    AEQ's default, a moving average of each sample's min/max, leaves the set's extremes outside
+    the range: here the inputs are spread so that one sample (the first, weighted least by the
+    average) holds the extremes; with the moving average the representable input range fell
+    well short of them, which clipped logits and cost agreement on real networks (README "int8").
+    """
+    shape = (1, 16)
+    torch.manual_seed(0)
+    module = nn.Linear(16, 10)
+    rng = np.random.default_rng(0)
+    samples = [rng.uniform(-1, 1, shape).astype(np.float32) for _ in range(32)]
+    samples[0] = samples[0] * 8  # the extremes sit in one early sample
+    q = export_tflite_int8(module, shape, tmp_path / "lin.tflite", from_images(np.concatenate(samples), 1, "spread"))
+    lo, hi = _representable(q.as_dict(), "input")
+    scale = q.input_quant[0][0]
+    x = np.concatenate(samples)
+    assert lo <= x.min() + scale and hi >= x.max() - scale, (lo, hi, x.min(), x.max())
+    with torch.no_grad():
+        y = module(torch.from_numpy(x)).numpy()
+    lo, hi = _representable(q.as_dict(), "output")
+    scale = q.output_quant[0][0]
+    assert lo <= y.min() + scale and hi >= y.max() - scale, (lo, hi, y.min(), y.max())
 
 
 def test_int8_average_pool_and_relu_are_reported_not_delegated_with_their_reason(tmp_path):
