@@ -238,28 +238,31 @@ def run(a) -> dict:
 
     started = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "load_before": os.getloadavg()}
     previous = _previous(a.out)
+    # verify rows of an earlier run are kept, but those this run redoes
     rows, trained, verifies = [], [], [v for v in previous.get("verify", [])
-                                        if v["backend"] not in a.backends or v["space"] not in a.spaces]
+                                        if not (a.verify and v["backend"] in a.backends and v["space"] in a.spaces)]
     data = load_data("fashion-mnist", weights_size=a.train_images, arch_size=256, test_size=256, seed=a.seed)
+    setups = {}
     for name in a.spaces:
         space = create_space(name, a.preset)
-        archs = sample_archs(space, a.n, a.seed)
-        calibration = calibration_images(None, space.input_shape, a.batch)
-        inputs = parity_inputs(space.input_shape, a.images, a.batch)
-        test = parity_inputs(space.input_shape, a.test_images, a.batch)
-        for backend in a.backends:
-            for i, arch in enumerate(archs):
-                rows.append(_guard(one, backend, space, arch, i, inputs, calibration, a))
+        setups[name] = (space, sample_archs(space, a.n, a.seed), calibration_images(None, space.input_shape, a.batch),
+                        parity_inputs(space.input_shape, a.images, a.batch),
+                        parity_inputs(space.input_shape, a.test_images, a.batch))
+    for i in range(a.n):  # network by network over every backend and space, so a stopped run has them all
+        for space, archs, calibration, inputs, test in setups.values():
+            for backend in a.backends:
+                rows.append(_guard(one, backend, space, archs[i], i, inputs, calibration, a))
                 _log(rows[-1])
+                if i < a.trained:
+                    trained.append(_guard(one_trained, backend, space, archs[i], i, data, test, calibration, a))
+                    _log(trained[-1])
                 _write(a, started, rows, trained, verifies)
-            for i, arch in enumerate(archs[:a.trained]):
-                trained.append(_guard(one_trained, backend, space, arch, i, data, test, calibration, a))
-                _log(trained[-1])
-                _write(a, started, rows, trained, verifies)
-            if a.verify:
+    if a.verify:
+        for name in a.spaces:
+            for backend in a.backends:
                 verifies.append(verify_int8(backend, name, a))
                 _log(verifies[-1])
-    verifies = verifies or previous.get("verify", [])
+                _write(a, started, rows, trained, verifies)
     return _write(a, started, rows, trained, verifies)
 
 
