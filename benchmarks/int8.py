@@ -24,6 +24,7 @@ weights are cached under ``$EDGENAS_CACHE/int8-bench``, so a second run only tim
     python benchmarks/int8.py                                 # everything, 20 networks, 4 trained per space
     python benchmarks/int8.py --quick --out /tmp/int8         # smoke: 2 networks, 1 tiny training
     python benchmarks/int8.py --backends tflite --spaces proxyless --verify
+    python benchmarks/int8.py --prepare-only                  # convert and train only (a busy host), time later
 """
 
 from __future__ import annotations
@@ -165,6 +166,8 @@ def one(backend: str, space, arch, i: int, inputs, calibration, a) -> dict:
     shape = (a.batch, *space.input_shape)
     pair = ship_pair(backend, module, shape, f"{aid}|untrained:torch-seed{a.seed + i}|trained_like{a.seed + i}",
                      calibration, a.threads)
+    if a.prepare_only:
+        return {"backend": backend, "space": space.name, "i": i, "prepared": [pair["fp32"], pair["int8"]]}
     ref = torch_outputs(module, inputs.x)
     got8 = _outputs(backend, pair["int8"], inputs.x, a.threads)
     blocks = time_side_by_side([pair["fp32"], pair["int8"]], a.threads, a.blocks, a.runs)
@@ -203,6 +206,8 @@ def one_trained(backend: str, space, arch, i: int, data, test, calibration, a) -
 
     module, tag = train(space, arch, i, data, a)
     pair = ship_pair(backend, module, (a.batch, *space.input_shape), tag, calibration, a.threads)
+    if a.prepare_only:
+        return {"backend": backend, "space": space.name, "i": i, "prepared": [pair["fp32"], pair["int8"]]}
     ref = torch_outputs(module, test.x)
     entry, _ = check(ref, _outputs(backend, pair["int8"], test.x, a.threads), test.labels, pair["int8_bytes"],
                      pair["fp32_bytes"])
@@ -256,7 +261,10 @@ def run(a) -> dict:
                 if i < a.trained:
                     trained.append(_guard(one_trained, backend, space, archs[i], i, data, test, calibration, a))
                     _log(trained[-1])
-                _write(a, started, rows, trained, verifies)
+                if not a.prepare_only:
+                    _write(a, started, rows, trained, verifies)
+    if a.prepare_only:
+        return {"prepared": len(rows) + len(trained)}
     if a.verify:
         for name in a.spaces:
             for backend in a.backends:
@@ -275,7 +283,7 @@ def _guard(fn, backend, space, arch, i, *args):
 
 def _log(r: dict) -> None:
     keep = ("backend", "space", "i", "latency", "size_ratio", "top1_agreement", "rel_rms_error",
-            "accuracy_change_points", "within_10pct", "mape", "error")
+            "accuracy_change_points", "within_10pct", "mape", "prepared", "error")
     print(json.dumps({k: r[k] for k in keep if k in r}), flush=True)
 
 
@@ -367,6 +375,8 @@ def parse(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--verify", action="store_true", help="also run edgenas verify --precision int8 per backend/space")
     ap.add_argument("--verify-n", type=int, default=50)
+    ap.add_argument("--prepare-only", action="store_true", help="only ship (and train) into the cache, time nothing: "
+                    "convert on a busy host, then run without it on a quiet one; writes no results")
     ap.add_argument("--quick", action="store_true", help="smoke test: 2 networks, 1 tiny training, short timing")
     ap.add_argument("--out", type=Path, default=OUT)
     a = ap.parse_args(argv)
