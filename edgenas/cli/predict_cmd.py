@@ -229,6 +229,9 @@ def verify(
                                    "predictor's scale), auto (plain where the backend runs a model file)."),
     truth_processes: int = typer.Option(3, "--truth-processes", min=1, max=20,
                                         help="Fresh processes per network for --truth plain (the fastest counts)."),
+    prepare_only: bool = typer.Option(False, "--prepare-only", help="Only export (into the artifact cache) every "
+                                      "model this verify would time, and stop: convert on a busy host, then run the "
+                                      "same command without it on a quiet one, which only times."),
     quick: bool = typer.Option(False, "--quick"), tables_dir: Optional[Path] = TABLES, as_json: bool = common.JSON,
 ):
     """Measure N held-out random networks and score the predictor (±5%, ±10%, MAPE, RMSE, Kendall tau).
@@ -239,14 +242,24 @@ def verify(
     Examples:
       edgenas verify --device x86-64-host --backend onnxruntime --space darts --batch 1 --n 50
       edgenas verify --device my-board --backend tflite --measurements held_out.csv --learning-curve
+      edgenas verify --device x86-64-host --backend tflite --precision int8 --n 50 --recalibrate --prepare-only
     """
     if measurements is not None:
         return _verify_measurements(device, backend, measurements, fmt, configs, arch_strings, row, batch, threads,
                                     learning_curve, plot, tables_dir, as_json)
-    from edgenas.latency.verify import calibrate as run_calibrate, verify as run_verify
+    from edgenas.latency.verify import calibrate as run_calibrate, prepare as run_prepare, verify as run_verify
 
     sp, store, pred, be, settings = _measure_here(device, backend, space, preset, batch, threads, precision,
                                                   tables_dir, quick)
+    if prepare_only:
+        with progress_bar() as bar:
+            task = bar.add_task(f"prepare {backend} {precision} b{batch}", total=n, detail="")
+            paths = run_prepare(be, sp, pred, n, seed, calibration_n, recalibrate, _progress_cb(bar, task))
+        return emit({"device": device, "backend": backend, "batch": batch, "precision": precision, "space": space,
+                     "preset": preset, "prepared": len(paths), "artifacts": [str(p) for p in paths]}, as_json,
+                    lambda r: console.print(f"prepared {r['prepared']} {backend} {precision} b{batch} models of "
+                                            f"{space} {preset} in the artifact cache; run the same command without "
+                                            f"--prepare-only to time them"))
     if truth == "auto":
         truth = "plain" if be.suffix else "protocol"
     plot = plot or Path(f"verify-{device}-{backend}-{space}-b{batch}.png")

@@ -64,6 +64,46 @@ def sample_archs(space, n: int, seed: int, exclude: set[str] = frozenset()) -> l
     return out
 
 
+def calibration_archs(space, n: int, seed: int) -> list:
+    """The ``n`` networks ``calibrate`` measures: a seed stream of their own, apart from verify's."""
+    return sample_archs(space, n, seed + CALIBRATION_SEED_OFFSET)
+
+
+def held_out_archs(space, calibration_ids: set[str], n: int, seed: int) -> list:
+    """The ``n`` networks ``verify`` scores: random, never one the calibration was fitted on."""
+    return sample_archs(space, n, seed, calibration_ids)
+
+
+def prepare(backend: Backend, space, predictor: LatencyPredictor, n: int = 50, seed: int = 0,
+            calibration_n: int = 10, recalibrate: bool = False, on_progress: Callable | None = None) -> list[Path]:
+    """Export every file a ``calibrate`` + ``verify`` with these arguments would time, timing nothing.
+
+    Conversion (int8 above all: a quantizer pass per network) is CPU-heavy and insensitive to
+    load, timing is the opposite; the artifact cache lets the two run apart: prepare on a busy
+    host, then run the same ``verify`` on a quiet one and it only times. The networks are the
+    ones ``calibrate`` (when it would run: ``recalibrate`` or none stored) and ``verify`` pick,
+    plus the protocol's reference op. Returns the artifact paths (networks only), in that order.
+    """
+    from edgenas.profiling.runner import REFERENCE_OP, prepare_op
+
+    if not backend.suffix:
+        raise InputError(f"backend {backend.name!r} runs the PyTorch module itself: there is no file to prepare")
+    batch = predictor.sel.batch
+    fit_first = recalibrate or not predictor.calibration.calibrated
+    cal = calibration_archs(space, calibration_n, seed) if fit_first else []
+    exclude = {arch_id(space, a) for a in cal} if fit_first else set(predictor.calibration.arch_ids)
+    archs = cal + held_out_archs(space, exclude, n, seed)
+    prepare_op(backend, REFERENCE_OP, batch).close()
+    out = []
+    for i, a in enumerate(archs):
+        if on_progress:
+            on_progress("convert", i, len(archs))
+        out.append(network_artifact(backend, space, a, batch))
+    if on_progress:
+        on_progress("converted", len(archs), len(archs))
+    return out
+
+
 def calibrate(backend: Backend, space, predictor: LatencyPredictor, store: TableStore, n: int = 10, seed: int = 0,
               settings: ProtocolSettings = ProtocolSettings(), on_progress: Callable | None = None,
               truth: str = "protocol", processes: int = 3):
@@ -75,7 +115,7 @@ def calibrate(backend: Backend, space, predictor: LatencyPredictor, store: Table
     few percent under the plain figure). The fit is stored in reference units either way.
     """
     _check_truth(backend, truth)
-    archs = sample_archs(space, n, seed + CALIBRATION_SEED_OFFSET)
+    archs = calibration_archs(space, n, seed)
     meas = measure_networks(backend, space, archs, predictor.sel.batch, settings, on_progress=on_progress,
                             source="calibrate")
     feats = [predictor.features(space.op_specs(a)) for a in archs]
@@ -135,8 +175,7 @@ def verify(backend: Backend, space, predictor: LatencyPredictor, n: int = 50, se
     an error too. Both are reported; ``truth`` picks the one scored.
     """
     _check_truth(backend, truth)
-    exclude = set(predictor.calibration.arch_ids)
-    archs = sample_archs(space, n, seed, exclude)
+    archs = held_out_archs(space, set(predictor.calibration.arch_ids), n, seed)
     preds = [predictor.predict(space, a) for a in archs]  # table misses fail before any measuring
     meas = measure_networks(backend, space, archs, predictor.sel.batch, settings, on_progress=on_progress,
                             source="verify")

@@ -69,23 +69,47 @@ def _tflite_runner(path: str, threads: int):
 RUNNERS = {".onnx": _onnx_runner, ".tflite": _tflite_runner}
 
 
-def time_here(path: str, threads: int) -> dict:
-    """Time ``path`` in this process: WARMUP runs, then the median of BLOCKS block medians of RUNS runs."""
+def _runner(path, threads: int):
     suffix = Path(path).suffix
     if suffix not in RUNNERS:
         raise SystemExit(f"no plain runner for {suffix!r} files (known: {', '.join(RUNNERS)})")
-    run, runtime = RUNNERS[suffix](path, threads)
+    run, runtime = RUNNERS[suffix](str(path), threads)
     for _ in range(WARMUP):
         run()
-    medians = []
-    for _ in range(BLOCKS):
-        t = np.empty(RUNS)
-        for i in range(RUNS):
-            t0 = time.perf_counter_ns()
-            run()
-            t[i] = time.perf_counter_ns() - t0
-        medians.append(float(np.median(t)) * 1e-6)
-    return {"ms": float(np.median(medians)), "runtime": runtime}
+    return run, runtime
+
+
+def _block_ms(run, runs: int) -> float:
+    """Median ms of ``runs`` back-to-back runs."""
+    t = np.empty(runs)
+    for i in range(runs):
+        t0 = time.perf_counter_ns()
+        run()
+        t[i] = time.perf_counter_ns() - t0
+    return float(np.median(t)) * 1e-6
+
+
+def time_here(path: str, threads: int) -> dict:
+    """Time ``path`` in this process: WARMUP runs, then the median of BLOCKS block medians of RUNS runs."""
+    run, runtime = _runner(path, threads)
+    return {"ms": float(np.median([_block_ms(run, RUNS) for _ in range(BLOCKS)])), "runtime": runtime}
+
+
+def time_side_by_side(paths, threads: int, blocks: int = 2 * BLOCKS, runs: int = RUNS) -> list[list[float]]:
+    """Block medians (ms) of each model, timed in this process in alternating blocks of ``runs`` runs.
+
+    For a *ratio* of two models (int8 over fp32 of one network): both loaded with the same thread
+    count, warmed up, then block ``b`` of each model back to back (the order flipping every
+    round), so a slow spell of a busy host hits both sides of a pair alike. Returns
+    ``blocks`` block medians per model, in ``paths`` order; pair them by index.
+    """
+    runners = [_runner(p, threads)[0] for p in paths]
+    out: list[list[float]] = [[] for _ in runners]
+    for b in range(blocks):
+        order = range(len(runners)) if b % 2 == 0 else reversed(range(len(runners)))
+        for k in order:
+            out[k].append(_block_ms(runners[k], runs))
+    return out
 
 
 def time_fresh(path: Path, threads: int, processes: int = 3, timeout_s: float = 600) -> PlainTiming:
