@@ -31,6 +31,7 @@ class Budget:
     batch_size: int = 64
     top_k: int = 3  # candidates retrained from scratch
     retrain_epochs: float = 2.0  # epochs over the weights split (fractions allowed)
+    retrain_rung: float = 1 / 3  # share of the retraining every top-k candidate gets before only the best goes on
     eval_examples: int = 2000  # arch-split examples used to rank a candidate with shared weights
     population: int = 50  # candidates proposed / evaluated at the end (evolution population, samples)
 
@@ -71,7 +72,8 @@ class SearchContext:
         self.arch_batches = Batches(self.data.arch, self.data, self.budget.batch_size, shape, self.seed + 1)
 
     def predicted_ms(self, arch) -> float:
-        return self.predictor.predict(self.space, arch).predicted_ms
+        # a plain float: a numpy scalar in a Candidate made checkpoint.pt refuse to load on --resume
+        return float(self.predictor.predict(self.space, arch).predicted_ms)
 
     def feasible(self, arch) -> bool:
         return self.predicted_ms(arch) <= self.target_ms
