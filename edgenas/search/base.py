@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from edgenas.errors import InputError
 from edgenas.registry import Registry
-from edgenas.search.data import Batches, DataSplits
+from edgenas.search.data import EVAL_BATCH, Batches, DataSplits
 
 
 @dataclass
@@ -173,12 +173,14 @@ def shared_weight_accuracy(net, weights, ctx: SearchContext, examples: int | Non
                 net(x, weights)
     net.eval()
     correct = total = 0
-    with torch.no_grad():
-        for x, y in ctx.arch_batches.epoch(256):
+    n = -(-examples // 256) * 256  # whole 256-image batches, as scores were always taken (2048 for 2000)
+    with torch.no_grad():  # in batches of EVAL_BATCH: fewer, larger calls
+        for x, y in ctx.arch_batches.epoch(EVAL_BATCH):
+            x, y = x[:n - total], y[:n - total]
             out = net(x.to(ctx.device), weights)
             correct += int((out.argmax(1).cpu() == y).sum())
             total += len(y)
-            if total >= examples:
+            if total >= n:
                 break
     net.train()
     return correct / max(total, 1)

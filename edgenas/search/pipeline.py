@@ -32,9 +32,7 @@ from edgenas.io import atomic_write_bytes, atomic_write_text, json_safe
 from edgenas.profiling.protocol import TARGET_TOLERANCE
 from edgenas.search.base import (Budget, Candidate, SearchContext, cosine_lr, create_strategy, set_lr,
                                  strategy_class, update)
-from edgenas.search.data import Batches, accuracy, load_data
-
-EVAL_BATCH = 1000  # evaluation batch of retrained networks (no gradients: a larger batch, fewer calls)
+from edgenas.search.data import EVAL_BATCH, Batches, accuracy, load_data
 from edgenas.search.repair import repaired_candidates
 
 
@@ -194,8 +192,9 @@ def retrain(ctx: SearchContext, arch, epochs: float, lr: float = 0.05, seed: int
             on_step(i + 1, steps)
     state = None if stop == steps else {"step": stop, "model": model.state_dict(), "opt": opt.state_dict(),
                                         "batches": batches.state_dict(), "torch_rng": torch.get_rng_state()}
-    arch_acc = accuracy(model, Batches(ctx.data.arch, ctx.data, 1, shape, 0), device=ctx.device, batch=EVAL_BATCH)
-    test_acc = accuracy(model, Batches(ctx.data.test, ctx.data, 1, shape, 0), device=ctx.device,
+    arch_acc = accuracy(model, Batches(ctx.data.arch, ctx.data, EVAL_BATCH, shape, 0), device=ctx.device,
+                        batch=EVAL_BATCH)
+    test_acc = accuracy(model, Batches(ctx.data.test, ctx.data, EVAL_BATCH, shape, 0), device=ctx.device,
                         batch=EVAL_BATCH) if test else None
     return model.cpu(), state, arch_acc, test_acc
 
