@@ -1,4 +1,5 @@
-"""The search pipeline: search -> rank candidates -> retrain top-k from scratch -> measure -> pick.
+"""The search pipeline: search -> rank candidates -> measure the top-k -> retrain them (successive
+halving: all to a rung, the best to the end) -> pick.
 
 Every phase checkpoints into the run directory (atomic writes), so an interrupted run resumes
 where it stopped (``resume=True``). The run directory holds:
@@ -10,7 +11,8 @@ where it stopped (``resume=True``). The run directory holds:
     candidates.csv       every evaluated candidate: proxy accuracy, predicted latency, retrain results
     pareto.png           accuracy vs latency, Pareto front, target line
     summary.json/.md     the numbers, for people and for tools
-    checkpoint.pt        resume state (removed when the run completes)
+    candidate<i>.safetensors  each retrained candidate's weights (at the rung step for those not promoted)
+    checkpoint.pt        resume state, with the rung states of the retraining (removed when the run completes)
 """
 
 from __future__ import annotations
