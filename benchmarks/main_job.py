@@ -3,7 +3,9 @@
 Runs ``edgenas search --device x86-64-host --backend onnxruntime --target-ms 0.15 --strategy proxyless``
 (the README's main job, install excluded) in a fresh process per run, alternating between a git
 ref (``--before``, checked out in a temporary worktree) and this checkout, so both see the same
-machine state; both share one anchor store, so their milliseconds are on the same scale.
+machine state. Each run gets its own artifact cache (``EDGENAS_CACHE``), seeded with a copy of this
+machine's anchor store: their milliseconds are on the same scale, and both export their networks
+cold (with one shared cache the first run's exports would shorten the second's measure stage).
 
     python benchmarks/main_job.py --before 71a1441 --reps 1
 
@@ -19,6 +21,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -26,13 +29,20 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 OUT = ROOT / "benchmarks" / "results"
 JOB = ["search", "--device", "x86-64-host", "--backend", "onnxruntime", "--target-ms", "0.15",
        "--strategy", "proxyless"]
 
 
 def run_job(src: Path, out: Path) -> dict:
-    env = dict(os.environ, PYTHONPATH=str(src))
+    from edgenas.paths import cache_dir
+
+    cache = out.with_name(out.name + "-cache")
+    cache.mkdir(parents=True)
+    if (cache_dir() / "anchors.json").exists():
+        shutil.copy(cache_dir() / "anchors.json", cache / "anchors.json")
+    env = dict(os.environ, PYTHONPATH=str(src), EDGENAS_CACHE=str(cache))
     load0 = os.getloadavg()[0]
     t = time.perf_counter()
     p = subprocess.run([sys.executable, "-m", "edgenas", *JOB, "--out", str(out)], cwd=src, env=env,

@@ -179,8 +179,9 @@ def test_bad_fleet_file_is_one_line(tmp_path):
 # ---- on the cluster -----------------------------------------------------------------------------
 
 def test_search_on_ray_equals_local(cluster, tmp_path):
-    """The top-k retrained as Ray tasks: the same candidates, accuracies and weights as in this process."""
-    common = ["--target-ms", "0.6", "--strategy", "spos", "--no-measure", "--json", *TINY]
+    """The top-k retrained as Ray tasks: the same candidates, accuracies and weights as in this process,
+    with successive halving's rung state going to a Ray task and back (5 steps, the rung at 2)."""
+    common = ["--target-ms", "0.6", "--strategy", "spos", "--no-measure", "--json", *TINY, "--retrain-epochs", "0.3"]
     local = json.loads(edgenas("search", *common, "--out", tmp_path / "local", check=0).stdout)
     ray = json.loads(edgenas("search", *common, "--out", tmp_path / "ray", "--executor", "ray",
                              "--ray-address", cluster.address, check=0).stdout)

@@ -196,6 +196,56 @@ def test_search_run_resumes_after_interruption(tmp_path):
     assert g["meta"]["target_ms"] == 0.6 and g["meta"]["predicted_ms"] <= 0.6
 
 
+@pytest.mark.slow
+def test_successive_halving_tests_only_the_pick_and_resumes_mid_way(tmp_path):
+    """Every top-k candidate trains to the rung; only the pick trains on and sees the test split. A run
+    interrupted while the pick trains on resumes from its rung state to the same numbers."""
+    cfg = SearchConfig(device="x86-64-host", backend="onnxruntime", target_ms=0.6, strategy="random",
+                       data="synthetic", budget=dict(steps=4, batch_size=16, top_k=3, retrain_epochs=0.3,
+                                                     population=8, eval_examples=64),
+                       weights_size=600, arch_size=300, test_size=200, measure=False)
+    straight = run_search(cfg, tmp_path / "a")
+    rs = straight["retrained"]
+    assert len(rs) >= 2 and all(r["of"] == 11 for r in rs)  # 0.3 epochs of 600 images at 16 a batch
+    tested = [r for r in rs if r["test_acc"] is not None]
+    assert len(tested) == 1 and tested[0]["steps"] == 11 and "rung_arch_acc" in tested[0]
+    assert all(r["steps"] == 4 for r in rs if r["test_acc"] is None)  # round(11 / 3)
+    assert straight["chosen"]["test_acc"] == tested[0]["test_acc"]
+    # the pick led at the rung (all meet the target here: arch-split accuracy decides)
+    assert tested[0]["rung_arch_acc"] == max(r.get("rung_arch_acc", r["arch_acc"]) for r in rs)
+
+    def interrupt(phase, done, total):
+        if phase.startswith("retrain") and done == 6:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_search(cfg, tmp_path / "b", on_progress=interrupt)
+    resumed = run_search(cfg, tmp_path / "b", resume=True)
+    assert resumed["retrained"] == rs and resumed["chosen"] == straight["chosen"]
+
+
+def test_retraining_stopped_and_resumed_equals_a_straight_run():
+    """Successive halving goes on with a stopped candidate: its state (weights, momentum, data order,
+    RNG) resumed to the last step must give the very weights of one uninterrupted run."""
+    from edgenas.executors.retrain import RetrainTask
+    from edgenas.search.pipeline import retrain, retrain_steps
+
+    space = create_space("proxyless", "small")
+    data = load_data("synthetic", weights_size=96, arch_size=40, test_size=40)
+    ctx = RetrainTask(space, data, Budget(batch_size=16), "cpu", space.sample(random.Random(1)), 1.0, 3,
+                      torch.get_num_threads(), 0, 1)
+    assert retrain_steps(ctx, 1.0) == 6
+    straight, state, arch_acc, test_acc = retrain(ctx, ctx.arch, 1.0, seed=3)
+    assert state is None and test_acc is not None
+    _, state, _, no_test = retrain(ctx, ctx.arch, 1.0, seed=3, stop=2, test=False)
+    assert state["step"] == 2 and no_test is None
+    torch.manual_seed(99)  # other work between the rung and the rest (other candidates) moves torch's RNG
+    resumed, done, arch_acc2, test_acc2 = retrain(ctx, ctx.arch, 1.0, seed=3, resume=state)
+    assert done is None and (arch_acc2, test_acc2) == (arch_acc, test_acc)
+    for k, v in straight.state_dict().items():
+        assert torch.equal(v, resumed.state_dict()[k]), k
+
+
 def test_cifar10_pickle_batches_load(tmp_path):
     """The CIFAR-10 python format (written here with a few images, as the official files lay it out)."""
     import pickle

@@ -31,6 +31,9 @@ def search(
     batch_size: int = typer.Option(64, "--batch-size", min=1, max=65536, help="Training batch size."),
     top_k: int = typer.Option(3, "--top-k", min=1, max=1000, help="Candidates retrained from scratch."),
     retrain_epochs: float = typer.Option(2.0, "--retrain-epochs", min=0.001, max=10000.0, callback=finite, help="Epochs over the weights split per candidate."),
+    retrain_rung: float = typer.Option(1 / 3, "--retrain-rung", min=0.001, max=1.0, callback=finite,
+                                       help="Successive halving: every top-k candidate trains this share of its steps, "
+                                            "then only the best on the arch split trains on (1: all train fully)."),
     population: int = typer.Option(40, "--population", min=1, max=1_000_000, help="Candidates ranked at the end (samples / evolution)."),
     batch: int = typer.Option(1, "--batch", min=1, max=65536, help="Latency batch size (the table's)."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, max=1024, help="Table threads (default: the device profile's)."),
@@ -98,6 +101,7 @@ def search(
     cfg = SearchConfig(device=device, backend=backend, target_ms=target_ms, strategy=strategy, space=space,
                        preset=preset, data=data, batch=batch, threads=threads, precision=precision, seed=seed,
                        budget=dict(steps=budget, batch_size=batch_size, top_k=top_k, retrain_epochs=retrain_epochs,
+                                   retrain_rung=retrain_rung,
                                    population=population, eval_examples=eval_examples),
                        strategy_options=opts, search_overrides=overrides, weights_size=train_size,
                        arch_size=arch_size, test_size=test_size, measure=measure, torch_device=torch_device,

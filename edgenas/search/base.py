@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from edgenas.errors import InputError
 from edgenas.registry import Registry
-from edgenas.search.data import Batches, DataSplits
+from edgenas.search.data import EVAL_BATCH, Batches, DataSplits
 
 
 @dataclass
@@ -31,6 +31,7 @@ class Budget:
     batch_size: int = 64
     top_k: int = 3  # candidates retrained from scratch
     retrain_epochs: float = 2.0  # epochs over the weights split (fractions allowed)
+    retrain_rung: float = 1 / 3  # share of the retraining every top-k candidate gets before only the best goes on
     eval_examples: int = 2000  # arch-split examples used to rank a candidate with shared weights
     population: int = 50  # candidates proposed / evaluated at the end (evolution population, samples)
 
@@ -71,7 +72,8 @@ class SearchContext:
         self.arch_batches = Batches(self.data.arch, self.data, self.budget.batch_size, shape, self.seed + 1)
 
     def predicted_ms(self, arch) -> float:
-        return self.predictor.predict(self.space, arch).predicted_ms
+        # a plain float: a numpy scalar in a Candidate made checkpoint.pt refuse to load on --resume
+        return float(self.predictor.predict(self.space, arch).predicted_ms)
 
     def feasible(self, arch) -> bool:
         return self.predicted_ms(arch) <= self.target_ms
@@ -171,12 +173,14 @@ def shared_weight_accuracy(net, weights, ctx: SearchContext, examples: int | Non
                 net(x, weights)
     net.eval()
     correct = total = 0
-    with torch.no_grad():
-        for x, y in ctx.arch_batches.epoch(256):
+    n = -(-examples // 256) * 256  # whole 256-image batches, as scores were always taken (2048 for 2000)
+    with torch.no_grad():  # in batches of EVAL_BATCH: fewer, larger calls
+        for x, y in ctx.arch_batches.epoch(EVAL_BATCH):
+            x, y = x[:n - total], y[:n - total]
             out = net(x.to(ctx.device), weights)
             correct += int((out.argmax(1).cpu() == y).sum())
             total += len(y)
-            if total >= examples:
+            if total >= n:
                 break
     net.train()
     return correct / max(total, 1)

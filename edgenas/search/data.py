@@ -253,13 +253,19 @@ def load_data(spec: str = "fashion-mnist", weights_size: int | None = None, arch
                       tuple(mean), tuple(std), synthetic=kind == "synthetic")
 
 
-def accuracy(model, batches: Batches, limit: int | None = None, device="cpu") -> float:
-    """Top-1 accuracy on (the first ``limit`` examples of) a split, in eval mode."""
+# Images per forward call when evaluating without gradients: fewer, larger calls than a training
+# batch. On the proxyless/small networks 512 took 0.6-0.9x the time of 256 (2-vCPU VM, loaded) and
+# 1000 no less than 512.
+EVAL_BATCH = 512
+
+
+def accuracy(model, batches: Batches, limit: int | None = None, device="cpu", batch: int = 256) -> float:
+    """Top-1 accuracy on (the first ``limit`` examples of) a split, in eval mode, ``batch`` images a call."""
     was = model.training
     model.eval()
     correct = total = 0
-    with torch.no_grad():
-        for x, y in batches.epoch(256):
+    with torch.inference_mode():
+        for x, y in batches.epoch(batch):
             out = model(x.to(device))
             correct += int((out.argmax(1).cpu() == y).sum())
             total += len(y)

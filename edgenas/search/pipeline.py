@@ -1,4 +1,5 @@
-"""The search pipeline: search -> rank candidates -> retrain top-k from scratch -> measure -> pick.
+"""The search pipeline: search -> rank candidates -> measure the top-k -> retrain them (successive
+halving: all to a rung, the best to the end) -> pick.
 
 Every phase checkpoints into the run directory (atomic writes), so an interrupted run resumes
 where it stopped (``resume=True``). The run directory holds:
@@ -10,7 +11,8 @@ where it stopped (``resume=True``). The run directory holds:
     candidates.csv       every evaluated candidate: proxy accuracy, predicted latency, retrain results
     pareto.png           accuracy vs latency, Pareto front, target line
     summary.json/.md     the numbers, for people and for tools
-    checkpoint.pt        resume state (removed when the run completes)
+    candidate<i>.safetensors  each retrained candidate's weights (at the rung step for those not promoted)
+    checkpoint.pt        resume state, with the rung states of the retraining (removed when the run completes)
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from edgenas.io import atomic_write_bytes, atomic_write_text, json_safe
 from edgenas.profiling.protocol import TARGET_TOLERANCE
 from edgenas.search.base import (Budget, Candidate, SearchContext, cosine_lr, create_strategy, set_lr,
                                  strategy_class, update)
-from edgenas.search.data import Batches, accuracy, load_data
+from edgenas.search.data import EVAL_BATCH, Batches, accuracy, load_data
 from edgenas.search.repair import repaired_candidates
 
 
@@ -151,26 +153,52 @@ def _context(cfg: SearchConfig, log: Callable) -> tuple[SearchContext, object]:
     return ctx, predictor
 
 
+def retrain_steps(ctx: SearchContext, epochs: float) -> int:
+    """Weight steps of one candidate's retraining: ``epochs`` over the weights split."""
+    return max(1, int(epochs * len(ctx.data.weights) / ctx.budget.batch_size))
+
+
 def retrain(ctx: SearchContext, arch, epochs: float, lr: float = 0.05, seed: int = 0,
-            on_step: Callable | None = None):
-    """Train the deployed network of ``arch`` from scratch on the weights split; (model, arch acc, test acc)."""
-    torch.manual_seed(seed)
-    model = ctx.space.build(arch).to(ctx.device)
+            on_step: Callable | None = None, stop: int | None = None, resume: dict | None = None,
+            test: bool = True):
+    """Train the deployed network of ``arch`` from scratch on the weights split, up to step ``stop``
+    (default: every step) or on from ``resume`` (the state an earlier stopped call returned).
+
+    The learning-rate schedule always spans every step, and the state carries the weights, the
+    optimizer's momentum, the data order and torch's RNG, so stopping at step s and resuming gives
+    the weights of one straight run (successive halving continues a candidate this way). Returns
+    (model, state, arch-split accuracy, test accuracy); the test split is evaluated only when
+    ``test`` (None otherwise) and ``state`` is None once the last step is done."""
+    steps = retrain_steps(ctx, epochs)
+    stop = steps if stop is None else min(stop, steps)
     shape = ctx.space.input_shape
+    if resume is None:
+        torch.manual_seed(seed)
+    model = ctx.space.build(arch).to(ctx.device)
     batches = Batches(ctx.data.weights, ctx.data, ctx.budget.batch_size, shape, seed, augment=True)
-    steps = max(1, int(epochs * len(ctx.data.weights) / ctx.budget.batch_size))
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=3e-4)
+    start = 0
+    if resume is not None:
+        model.load_state_dict(resume["model"])
+        opt.load_state_dict(resume["opt"])
+        batches.load_state_dict(resume["batches"])
+        torch.set_rng_state(resume["torch_rng"])
+        start = resume["step"]
     model.train()
-    for i in range(steps):
+    for i in range(start, stop):
         set_lr(opt, cosine_lr(i, steps, lr))
         x, y = batches.next()
         loss = torch.nn.functional.cross_entropy(model(x.to(ctx.device)), y.to(ctx.device))
         update(opt, loss, model.parameters())
         if on_step:
             on_step(i + 1, steps)
-    arch_acc = accuracy(model, Batches(ctx.data.arch, ctx.data, 256, shape, 0), device=ctx.device)
-    test_acc = accuracy(model, Batches(ctx.data.test, ctx.data, 256, shape, 0), device=ctx.device)
-    return model.cpu(), arch_acc, test_acc
+    state = None if stop == steps else {"step": stop, "model": model.state_dict(), "opt": opt.state_dict(),
+                                        "batches": batches.state_dict(), "torch_rng": torch.get_rng_state()}
+    arch_acc = accuracy(model, Batches(ctx.data.arch, ctx.data, EVAL_BATCH, shape, 0), device=ctx.device,
+                        batch=EVAL_BATCH)
+    test_acc = accuracy(model, Batches(ctx.data.test, ctx.data, EVAL_BATCH, shape, 0), device=ctx.device,
+                        batch=EVAL_BATCH) if test else None
+    return model.cpu(), state, arch_acc, test_acc
 
 
 def pick_top(cands: list[Candidate], target: float, k: int) -> list[Candidate]:
@@ -196,8 +224,9 @@ def run_search(cfg: SearchConfig, out: Path, resume: bool = False, on_progress: 
     """Run (or resume) a search; returns the summary dict (also written to ``out/summary.json``).
     ``executor`` (``edgenas.executors``): where the top-k retrain; default this process.
 
-    Stages: the resume guard, the context (space, data, latency model), the search, the retraining of
-    the top-k, their measurement, and the run files. Each stage checkpoints, so a resumed run goes on
+    Stages: the resume guard, the context (space, data, latency model), the search, the measurement of
+    the top-k (latency does not depend on the weights, so it comes first and the retraining can use
+    it), their retraining, and the run files. Each stage checkpoints, so a resumed run goes on
     from the last stage it finished."""
     run = Run(out)
     done = check_resume(run, cfg, resume)
@@ -215,11 +244,12 @@ def run_search(cfg: SearchConfig, out: Path, resume: bool = False, on_progress: 
     if st.phase == "search":
         _search_stage(st, on_progress)
     top = pick_top(st.cands, cfg.target_ms, ctx.budget.top_k)
-    _retrain_stage(st, cfg, top, executor, on_progress)
     with st.timed("measure"):
-        measured_note = _measure(cfg, ctx, predictor, top, st.retrained, run, on_progress) if cfg.measure else \
+        measured_note = _measure(cfg, ctx, predictor, top, st, on_progress) if cfg.measure else \
             "not measured (--no-measure)"
-    summary = _finish(cfg, ctx, predictor, strategy, st.cands, top, st.retrained, run, log_rows, measured_note,
+    _retrain_stage(st, cfg, top, executor, on_progress)
+    retrained = [{**r, **NOT_MEASURED, **st.measured.get(r["index"], {})} for r in st.retrained]
+    summary = _finish(cfg, ctx, predictor, strategy, st.cands, top, retrained, run, log_rows, measured_note,
                       st.elapsed(), st.stage_s)
     run.file("checkpoint.pt").unlink(missing_ok=True)
     return summary
@@ -256,6 +286,8 @@ class _RunState:
     def __init__(self, run: Run, strategy, ctx: SearchContext, log_rows: list[dict]):
         self.run, self.strategy, self.ctx, self.log_rows = run, strategy, ctx, log_rows
         self.phase, self.retrained, self.cands, self.elapsed0 = "search", [], None, 0.0
+        self.measured: dict[int, dict] = {}  # top-k index -> its measured latency fields
+        self.states: dict[int, dict] = {}  # top-k index -> retraining state of a candidate stopped at the rung
         self.t0 = time.perf_counter()
         self.stage_s: dict[str, float] = {}  # wall seconds per stage, so a user sees where the time went
 
@@ -279,6 +311,10 @@ class _RunState:
         self.log_rows[:] = state["log"]
         self.phase, self.retrained, self.cands = state["phase"], state["retrained"], state["candidates"]
         self.elapsed0 = state.get("elapsed_s", 0.0)
+        self.measured, self.states = state.get("measured", {}), state.get("retrain_states", {})
+        for r in self.retrained:  # a checkpoint from before successive halving: every record trained fully
+            if "steps" not in r:
+                r["steps"] = r["of"] = retrain_steps(ctx, ctx.budget.retrain_epochs)
         self.stage_s = dict(state.get("stage_s", {}))
 
     def elapsed(self) -> float:
@@ -291,6 +327,7 @@ class _RunState:
             "arch_batches": ctx.arch_batches.state_dict(), "rng": ctx.rng.getstate(),
             "torch_rng": torch.get_rng_state(), "log": self.log_rows, "phase": self.phase,
             "retrained": self.retrained, "candidates": self.cands, "elapsed_s": self.elapsed(),
+            "measured": self.measured, "retrain_states": self.states,
             "stage_s": self.stage_s})
         self.run.write_csv("search_log.csv", self.log_rows or [{"step": 0}])
 
@@ -321,28 +358,78 @@ def _search_stage(st: _RunState, on_progress) -> None:
 
 
 def _retrain_stage(st: _RunState, cfg: SearchConfig, top: list[Candidate], executor, on_progress) -> None:
-    """Retrain each of the top candidates not retrained yet from scratch, on ``executor`` (one checkpoint each)."""
-    from safetensors.torch import save_file
-
+    """Retrain the top candidates from scratch on ``executor``, by successive halving with one rung
+    (Jamieson & Talwalkar, AISTATS 2016; Hyperband's inner loop): every candidate trains the first
+    ``budget.retrain_rung`` of its steps and is scored on the arch split; only the one ``choice_key``
+    prefers (meets the target, measured where measured; then arch-split accuracy) trains on to the
+    last step. It goes on from where it stopped (same LR schedule, data order, momentum and RNG), so
+    its weights are those of a straight run, and only it is evaluated on the test split: the others'
+    records say at which step their arch-split accuracy was taken and carry no test accuracy. On the
+    README's main job this trains 1.67 candidates' worth of steps instead of 3. ``retrain_rung`` 1
+    (or a single candidate) trains and tests every candidate fully, as before. One checkpoint per
+    finished task, so a resumed run repeats none."""
     from edgenas.executors.retrain import retrain_top
 
-    retrained = retrain_top(executor, st.ctx, top, len(st.retrained), st.ctx.budget.retrain_epochs, cfg.seed,
-                            on_progress)
+    ctx, epochs = st.ctx, st.ctx.budget.retrain_epochs
+    steps = retrain_steps(ctx, epochs)
+    rung = max(1, round(ctx.budget.retrain_rung * steps))
+    halving = len(top) > 1 and rung < steps
+    first = list(range(len(st.retrained), len(top)))
+    _take_retrained(st, retrain_top(executor, ctx, top, first, epochs, cfg.seed, on_progress,
+                                    stop=rung if halving else None, test=not halving))
+    if halving:
+        best = min(range(len(top)), key=choice_key(cfg, top, st.retrained, st.measured))
+        if st.retrained[best]["steps"] < steps:
+            _take_retrained(st, retrain_top(executor, ctx, top, [best], epochs, cfg.seed, on_progress,
+                                            resume={best: st.states[best]}))
+
+
+def _take_retrained(st: _RunState, results) -> None:
+    """Record each retraining ``results`` yields: weights file, record, log row, checkpoint."""
+    from safetensors.torch import save_file
+
     while True:
         with st.timed("retrain"):
-            item = next(retrained, None)
+            item = next(results, None)
         if item is None:
             break
-        i, weights, arch_acc, test_acc = item
-        save_file(weights, str(st.run.file(f"candidate{i}.safetensors")))
-        st.retrained.append({"index": i, "arch_acc": arch_acc, "test_acc": test_acc, "measured_ms": None,
-                             "measured_raw_ms": None})
+        i, r = item
+        save_file(r.weights, str(st.run.file(f"candidate{i}.safetensors")))
+        rec = {"index": i, "arch_acc": r.arch_acc, "test_acc": r.test_acc, "steps": r.step, "of": r.steps}
+        if i < len(st.retrained):  # the promoted candidate, finished: its score at the rung stays beside
+            rec["rung_arch_acc"] = st.retrained[i]["arch_acc"]
+            st.retrained[i] = rec
+        else:
+            st.retrained.append(rec)
+        if r.state is None:
+            st.states = {}  # a candidate trained to the end: no stopped one goes on after it
+        else:
+            st.states[i] = r.state
         st.log_rows.append({"step": st.strategy.step_count, "phase": "retrain", "candidate": i,
-                            "arch_acc": arch_acc, "test_acc": test_acc})
+                            "arch_acc": r.arch_acc, "test_acc": r.test_acc, "retrain_step": r.step})
         st.checkpoint()
 
 
-def _measure(cfg, ctx, predictor, top, retrained, run, on_progress) -> str:
+NOT_MEASURED = {"measured_ms": None, "measured_raw_ms": None}
+
+
+def choice_key(cfg: SearchConfig, top: list[Candidate], retrained: list[dict], measured: dict[int, dict]):
+    """Sort key of the pick rule, for top-k indices: meets the target first (measured ms within the
+    tolerance where measured, else predicted ms under the target), then the higher arch-split
+    accuracy, then the lower predicted ms. The test split never enters a decision."""
+    limit = cfg.target_ms * (1 + cfg.tolerance)
+
+    def key(i):
+        ms = measured.get(i, NOT_MEASURED)["measured_ms"]
+        meets = ms <= limit if ms is not None else top[i].predicted_ms <= cfg.target_ms
+        return (not meets, -retrained[i]["arch_acc"], top[i].predicted_ms)
+
+    return key
+
+
+def _measure(cfg, ctx, predictor, top, st: _RunState, on_progress) -> str:
+    """Time the top-k candidates' networks on this machine (when it is the device) into ``st.measured``;
+    the note on how, or why not. Untrained networks: latency does not depend on the weights."""
     from edgenas.devices import get_profile
     from edgenas.profiling.base import backend_class, create_backend
     from edgenas.profiling.networks import measure_networks
@@ -362,15 +449,15 @@ def _measure(cfg, ctx, predictor, top, retrained, run, on_progress) -> str:
     how = (f"whole networks exported to {cfg.backend} ({cfg.precision}) and timed on this machine with the profiling protocol, "
            f"paired with the reference op; measured ms = ratio to the reference x the quiet-state scale "
            f"({getattr(predictor, 'scale_note', 'the latency model scale')}); raw median of this run beside it")
-    todo = [i for i, r in enumerate(retrained) if r["measured_ms"] is None]
+    todo = [i for i in range(len(top)) if i not in st.measured]
     if not todo:
         return how
     meas = measure_networks(be, ctx.space, [top[i].arch for i in todo], cfg.batch, source="search",
                             on_progress=(lambda ph, d, n: on_progress(f"measure ({ph})", d, n)) if on_progress else None)
     for i, m in zip(todo, meas):
-        retrained[i]["measured_ms"] = predictor.measured_ms(m.stats.ref_ratio, m.stats.median_ms)
-        retrained[i]["measured_raw_ms"] = m.stats.median_ms
-        retrained[i]["measured_p90_ms"] = m.stats.p90_ms
+        st.measured[i] = {"measured_ms": predictor.measured_ms(m.stats.ref_ratio, m.stats.median_ms),
+                          "measured_raw_ms": m.stats.median_ms, "measured_p90_ms": m.stats.p90_ms}
+    st.checkpoint()
     return how
 
 
@@ -379,15 +466,8 @@ def _finish(cfg, ctx, predictor, strategy, cands, top, retrained, run, log_rows,
     from safetensors.torch import load_file, save_file
 
     target = cfg.target_ms
-    limit = target * (1 + cfg.tolerance)
-
-    def ok(i):
-        r = retrained[i]
-        return (r["measured_ms"] if r["measured_ms"] is not None else top[i].predicted_ms) <= (
-            limit if r["measured_ms"] is not None else target)
-
-    order = sorted(range(len(top)), key=lambda i: (not ok(i), -retrained[i]["arch_acc"], top[i].predicted_ms))
-    best = order[0]
+    key = choice_key(cfg, top, retrained, {i: r for i, r in enumerate(retrained)})
+    best = min((i for i, r in enumerate(retrained) if r["steps"] == r["of"]), key=key)  # trained to the end
     chosen, res = top[best], retrained[best]
     rows = []
     for c in cands:
@@ -418,7 +498,7 @@ def _finish(cfg, ctx, predictor, strategy, cands, top, retrained, run, log_rows,
         "chosen": {"arch": ctx.space.arch_to_json(chosen.arch), "predicted_ms": chosen.predicted_ms,
                    "measured_ms": res["measured_ms"], "measured_raw_ms": res.get("measured_raw_ms"),
                    "test_acc": res["test_acc"], "arch_acc": res["arch_acc"], "proxy_acc": chosen.proxy_acc,
-                   "meets_target": ok(best)},
+                   "meets_target": not key(best)[0]},
         "retrained": [{"predicted_ms": t.predicted_ms, "proxy_acc": t.proxy_acc, **r} for t, r in zip(top, retrained)],
         "measurement": measured_note, "calibrated_predictor": predictor.calibration.calibrated,
         "scale": getattr(predictor, "anchor", None) and predictor.anchor.as_dict(),
@@ -450,8 +530,9 @@ def _plot(ctx, cands, top, retrained, target, path, cfg) -> Path:
         fp = sorted((pts[i] for i in front))
         ax.step([p[0] for p in fp], [100 * p[1] for p in fp], where="post", color="tab:orange", lw=1.2,
                 label="Pareto front (candidates)")
-    xs = [r["measured_ms"] if r["measured_ms"] is not None else t.predicted_ms for t, r in zip(top, retrained)]
-    ax.scatter(xs, [100 * r["test_acc"] for r in retrained], s=40, color="tab:blue", marker="D",
+    tested = [(t, r) for t, r in zip(top, retrained) if r["test_acc"] is not None]  # the rest stopped at the rung
+    xs = [r["measured_ms"] if r["measured_ms"] is not None else t.predicted_ms for t, r in tested]
+    ax.scatter(xs, [100 * r["test_acc"] for _, r in tested], s=40, color="tab:blue", marker="D",
                label="retrained (test acc, measured ms)" if retrained and retrained[0]["measured_ms"] is not None
                else "retrained (test acc, predicted ms)")
     ax.axvline(target, color="tab:red", ls="--", lw=1, label=f"target {target} ms")
@@ -477,16 +558,20 @@ def _markdown(s: dict) -> str:
              f"- data: {s['data']['dataset']} ({s['data']['weights']} weight / {s['data']['arch']} arch / "
              f"{s['data']['test']} test images)",
              f"- budget: {s['budget']['steps']} steps x batch {s['budget']['batch_size']}, top-{s['budget']['top_k']} "
-             f"retrained {s['budget']['retrain_epochs']} epochs; ran {s['steps_run']} steps"
+             f"retrained {s['budget']['retrain_epochs']} epochs (successive halving: all for "
+             f"{s['budget'].get('retrain_rung', 1):.2g} of the steps, the best to the end); ran {s['steps_run']} steps"
              f"{' (stopped early)' if s['stopped_early'] else ''}; {s['elapsed_s']} s on {s['torch_device']}"
              + (" (" + ", ".join(f"{k} {v:.0f} s" for k, v in s["stage_s"].items()) + ")" if s.get("stage_s") else ""),
              f"- candidates evaluated: {s['candidates_evaluated']} ({s['feasible_candidates']} predicted under target)",
-             "", "| # | predicted ms | measured ms | raw median ms (this run) | proxy acc | arch-split acc | test acc |",
+             "", "| # | predicted ms | measured ms | raw median ms (this run) | proxy acc | arch-split acc "
+                 "(after steps) | test acc |",
              "|---|---|---|---|---|---|---|"]
     for r in s["retrained"]:
         m = f"{r['measured_ms']:.4f}" if r["measured_ms"] is not None else "-"
         raw = f"{r['measured_raw_ms']:.4f}" if r.get("measured_raw_ms") is not None else "-"
+        at = f" ({r['steps']}/{r['of']})" if r.get("steps") is not None else ""
+        test = f"{100 * r['test_acc']:.2f}%" if r["test_acc"] is not None else "- (stopped at the rung)"
         lines.append(f"| {r['index']} | {r['predicted_ms']:.4f} | {m} | {raw} | {100 * r['proxy_acc']:.1f}% | "
-                     f"{100 * r['arch_acc']:.2f}% | {100 * r['test_acc']:.2f}% |")
+                     f"{100 * r['arch_acc']:.2f}%{at} | {test} |")
     lines += ["", f"Measurement: {s['measurement']}.", ""]
     return "\n".join(lines)
