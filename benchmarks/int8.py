@@ -194,7 +194,7 @@ def train(space, arch, i: int, data, a):
         module.load_state_dict(torch.load(path, weights_only=True))
         return module.eval(), tag
     ctx = types.SimpleNamespace(space=space, data=data, budget=types.SimpleNamespace(batch_size=64), device="cpu")
-    model, _, _ = retrain(ctx, arch, a.train_epochs, seed=a.seed + i)
+    model, *_ = retrain(ctx, arch, a.train_epochs, seed=a.seed + i, test=False)
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(model.state_dict(), path)
     return model.eval(), tag
