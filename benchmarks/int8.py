@@ -228,9 +228,12 @@ def verify_int8(backend: str, space: str, a) -> dict:
     if p.returncode != 0:
         return {"backend": backend, "space": space, "error": (p.stderr.strip().splitlines() or ["?"])[-1][:300]}
     r = json.loads(p.stdout)
+    # per-network truth and prediction, for reading why a row falls short (as verify_predictor.py keeps them)
+    (a.out / f"verify-int8-{backend}-{space}-b1.networks.json").write_text(json.dumps(r["networks"], indent=1) + "\n")
     return {"backend": backend, "space": space, "n": r["n"], "within_5pct": r["within_5pct"],
             "within_10pct": r["within_10pct"], "mape": r["mape"], "kendall_tau": r["kendall_tau"],
-            "truth": r["truth"], "calibration": r["calibration"].get("model"), "wall_s": round(time.perf_counter() - t),
+            "truth": r["truth"], "protocol_over_plain": r.get("protocol_over_plain"),
+            "raw_op_sum_within_10pct": r["raw_op_sum"]["within_10pct"], "calibration": r["calibration"].get("model"), "wall_s": round(time.perf_counter() - t),
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "load": os.getloadavg()[0]}
 
 

@@ -194,6 +194,10 @@ NOTES = [
     "The lowest top-1 agreement (DARTS #12, 91%) comes with a mean |diff| of only 1.4 output steps (max "
     "10.6): these untrained networks' logits are near ties, so small errors flip top-1. The largest |diffs| "
     "(19-59 steps, top-1 unchanged) are logits beyond the range calibrated on 32 images, clipped.",
+    "The agreement and |diff| figures of the 2026-12-01 report predate the calibration fix of that day: "
+    "ranges were then the quantizer's default moving average of per-sample min/max, which clips (README, "
+    "'TFLite int8 accuracy'); they are now each tensor's min/max over the whole calibration set. "
+    "Delegation, partitions and added ops do not depend on the ranges.",
 ]
 
 
