@@ -118,8 +118,12 @@ def test_expected_latency_is_priced_at_full_width(space, tiny, ctx):
     gen = torch.Generator().manual_seed(1)
     with torch.no_grad():
         for kind in pc.arch_params:
-            pc.arch_params[kind].copy_(30 * torch.randn(pc.arch_params[kind].shape, generator=gen))
-            pc.arch_params[kind][:, PRIMITIVES.index("none")] = -30
+            # one op per edge at +30, the rest at -30: sharp (30 * randn left near-ties between two ops)
+            rows, width = pc.arch_params[kind].shape
+            assert PRIMITIVES.index("none") == 0  # never picked below
+            pick = torch.randint(1, width, (rows,), generator=gen)
+            pc.arch_params[kind].fill_(-30.0)
+            pc.arch_params[kind][torch.arange(rows), pick] = 30.0
             for node in range(space.config.nodes):  # two edges per node, as a derived cell keeps
                 keep = torch.randperm(node + 2, generator=gen)[:2]
                 for inp in range(node + 2):

@@ -4,10 +4,13 @@ For every choice point the predictor's op latencies are summed per option into a
 ``L[param][row, option]``; the expected latency of arch weights ``P`` (softmax probabilities
 for DARTS, sampled-path / gate probabilities for ProxylessNAS) is then
 
-    E[lat] = a * (fixed + sum_param sum(P * L)) + b + c * (K_fixed + sum_param sum(P * N))
+    E[lat] = a * S + r * (b + c * K),   S = fixed + sum_param sum(P * L),   K = K_fixed + sum_param sum(P * N)
 
-with the predictor's calibration (a, b, c) and N the number of executing ops per option. This is
-linear in P, so its gradient is exact and cheap.
+with the predictor's calibration (a, b, c), N the number of executing ops per option and r the
+predictor's ``calibration_scale`` (this machine's anchor over the one the fit used): the same
+``Calibration.apply`` that ``predict`` uses, so a search's expected latency of a derived cell is
+the prediction its summary reports even when the host's quiet-state scale has moved since the
+fit. This is linear in P, so its gradient is exact and cheap.
 
 ``mode="derived"`` weights the latencies by what the space's derivation keeps
 (``SearchSpace.derived_probs``): for DARTS, two incoming edges per node with their best
@@ -29,6 +32,7 @@ class ExpectedLatency(nn.Module):
         if mode not in ("softmax", "derived"):
             raise ValueError(f"unknown expected-latency mode {mode!r}")
         self.space, self.mode, self.cal = space, mode, predictor.calibration
+        self.scale = predictor.calibration_scale
         fixed = space.fixed_specs()
         self.fixed_ms, self.fixed_ops = predictor.features(fixed)
         points = space.choice_points()
@@ -62,4 +66,4 @@ class ExpectedLatency(nn.Module):
                 w = self.space.derived_probs(p, w)
             s = s + (w * getattr(self, f"lat_{p}")).sum()
             k = k + (w * getattr(self, f"ops_{p}")).sum()
-        return self.cal.a * s + self.cal.b + self.cal.c * k
+        return self.cal.apply(s, k, self.scale)
