@@ -467,6 +467,8 @@ def _score(pred, meas) -> dict:
 class CsvPredictor:
     """pandas-free stand-in for LatencyPredictor in the search-step timing (op_ms / features / calibration)."""
 
+    calibration_scale = 1.0  # table values as the CSV holds them: no anchor moved since a fit
+
     @classmethod
     def from_csv(cls, path: Path, batch: int = 1) -> "CsvPredictor":
         import statistics
@@ -481,7 +483,9 @@ class CsvPredictor:
             ms[r["op_key"]] = float(v) * anchor if v not in ("", "nan") and anchor == anchor else float(r["median_ms"])
         obj = cls()
         obj._ms = ms
-        obj.calibration = types.SimpleNamespace(a=1.0, b=0.0, c=0.0, calibrated=False)
+        # uncalibrated: Calibration.apply's identity (ExpectedLatency calls apply, as predict does)
+        obj.calibration = types.SimpleNamespace(a=1.0, b=0.0, c=0.0, calibrated=False,
+                                                apply=lambda s, k, scale=1.0: s)
         return obj
 
     def op_ms(self, specs):
