@@ -51,10 +51,8 @@ def tflite_counts(path: Path, tmp: str) -> dict:
     """XNNPACK partitions and the int8 ops its delegate does not take."""
     from edgenas.export.deployability import xnnpack_delegation
 
-    r = xnnpack_delegation(path).as_dict()
-    nd = r["not_delegated"]
-    nd = Counter(nd) if isinstance(nd, list) else nd
-    return {"partitions": r["partitions"], **{f"not_delegated_{k}": v for k, v in nd.items()}}
+    r = xnnpack_delegation(path)
+    return {"partitions": r.partitions, **{f"not_delegated_{k}": v for k, v in r.not_delegated.items()}}
 
 
 def loo(features: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -67,11 +65,8 @@ def loo(features: np.ndarray, y: np.ndarray) -> np.ndarray:
     return cross_val_predict(model, features, y, cv=LeaveOneOut())
 
 
-def within(p, y, tol=0.10) -> float:
-    return float(np.mean(np.abs(p / y - 1) <= tol))
-
-
 def analyse(backend: str) -> dict:
+    from edgenas.latency.verify import score
     from edgenas.profiling.base import create_backend
     from edgenas.profiling.networks import network_artifact
     from edgenas.spaces import create_space
@@ -93,8 +88,8 @@ def analyse(backend: str) -> dict:
     return {"backend": backend, "n": len(nets), "truth_ms": [float(y.min()), float(y.max())],
             "truth_repeat_p90": float(np.percentile(per.max(1) / per.min(1), 90)),
             "corr_op_sum_truth": float(np.corrcoef(s, y)[0, 1]),
-            "calibrated_table_within_10pct": within(p, y),
-            "loo": {k: {"within_10pct": within(v, y), "mape": float(np.mean(np.abs(v / y - 1)))} for k, v in fits.items()},
+            "calibrated_table_within_10pct": score(p, y)["within_10pct"],
+            "loo": {k: {m: score(v, y)[m] for m in ("within_10pct", "mape")} for k, v in fits.items()},
             "counts": {k: {"range": [int(c.min()), int(c.max())], "corr_truth": float(np.corrcoef(c, y)[0, 1])}
                        for k, c in zip(keys, x.T)}}
 
