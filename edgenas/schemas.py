@@ -254,12 +254,16 @@ class CalibrationEntry(_Strict):
     runtime_version: str = ""
     anchor_ms: Optional[float] = float("nan")
     truth: Literal["protocol", "plain"] = "protocol"
+    cpu_model: str = ""
+    type_scale: dict[str, Annotated[float, Field(allow_inf_nan=False)]] = Field(default_factory=dict)
 
     @field_validator("model")
     @classmethod
     def _model(cls, v):
-        if v not in ("identity", "scale+offset", "scale+offset+per-op"):
-            raise ValueError("must be identity, scale+offset or scale+offset+per-op")
+        from edgenas.latency.predictor import CALIBRATION_MODELS
+
+        if v not in CALIBRATION_MODELS:
+            raise ValueError(f"must be one of {', '.join(CALIBRATION_MODELS)}")
         return v
 
     @field_validator("fit_mape", "fit_within_10pct", "anchor_ms")

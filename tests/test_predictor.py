@@ -136,3 +136,69 @@ def test_predict_cli_reports_a_table_miss_in_one_line(cli):
                        "--backend", "tflite")
     assert code == 4 and "no entry for" in err and "edgenas profile --device pixel-1" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def _type_data(sp, n=36, seed=0):
+    """Networks whose 'measured' latency weights op types differently (convs 1.4x, pools 0.7x their table ms)."""
+    pred = LatencyPredictor(_synthetic_table(sp), SEL)
+    weight = {"sep_conv_3x3": 1.4, "sep_conv_5x5": 1.4, "max_pool_3x3": 0.7, "avg_pool_3x3": 0.7}
+    archs = [sp.sample(random.Random(seed + i)) for i in range(n)]
+    specs = [sp.op_specs(a) for a in archs]
+    feats = [pred.features(s, weighted=False) for s in specs]
+    sums = [pred.type_sums(s) for s in specs]
+    y = [0.5 * sum(weight.get(t, 1.0) * v for t, v in d.items()) + 0.1 for d in sums]
+    return pred, archs, feats, sums, y
+
+
+def test_per_type_calibration_recovers_op_type_weights_and_prices_like_the_data():
+    """The per-type model exists because a runtime fuses some op types into their neighbours more than
+    others; given data made that way it must be chosen over one scale and predict the data."""
+    sp = create_space("darts", "small")
+    pred, archs, feats, sums, y = _type_data(sp)
+    one = fit_calibration(feats, y)  # without per-type sums: one scale cannot follow
+    cal = fit_calibration(feats, y, type_sums=sums)
+    assert cal.model == "scale+offset+per-type" and cal.fit_within_10pct >= one.fit_within_10pct
+    assert cal.fit_mape < one.fit_mape
+    m = cal.type_scale
+    assert m["sep_conv_3x3"] / m["max_pool_3x3"] == pytest.approx(2.0, rel=0.1)
+    pred.calibration = cal
+    for a, want in zip(archs[:5], y[:5]):
+        assert pred.predict(sp, a).predicted_ms == pytest.approx(want, rel=0.03)
+    few = fit_calibration(feats[:8], y[:8], type_sums=sums[:8])  # too few networks for 7 types: not offered
+    assert few.model != "scale+offset+per-type"
+
+
+@pytest.mark.parametrize("mode", ["softmax", "derived"])
+def test_expected_latency_applies_the_per_type_weights_like_predict(mode):
+    sp = create_space("darts", "small")
+    pred = LatencyPredictor(_synthetic_table(sp), SEL)
+    pred.calibration = Calibration(a=0.6, b=0.1, model="scale+offset+per-type",
+                                   type_scale={"sep_conv_3x3": 1.5, "max_pool_3x3": 0.5})
+    exp = ExpectedLatency(sp, pred, mode=mode)
+    for seed in range(3):
+        arch = sp.sample(random.Random(seed))
+        assert float(exp(sp.arch_weights(arch))) == pytest.approx(pred.predict(sp, arch).predicted_ms, rel=1e-5)
+
+
+def test_a_calibration_fitted_on_this_cpu_is_preferred_here_and_the_generic_one_elsewhere(tmp_path):
+    """Calibrations are filed per CPU for a device that is this machine kind (VMs of one kind differ in CPU and
+    their runtimes in kernels); the CPU-less key stays the fallback."""
+    from edgenas.latency.predictor import CalibrationStore, calibration_key, is_this_machine, this_cpu
+    from edgenas.latency.store import TableStore
+
+    if not is_this_machine("x86-64-host"):
+        pytest.skip("this machine is not an x86-64-host")
+    sp = create_space("proxyless", "small")
+    store = TableStore(tmp_path)
+    sel = TableSelection("x86-64-host", "onnxruntime", "fp32", 1, 1, "1.0")
+    rows = [(s, {"median_ms": 0.02, "mean_ms": 0.02, "stable": True}) for s in sp.all_op_specs() if not is_zero_cost(s)]
+    store.save(LatencyTable().upsert(rows_from_stats(rows, sel, "1.0", "r")), "x86-64-host", "onnxruntime")
+    cals = CalibrationStore(store)
+    cals.put("x86-64-host", "onnxruntime", calibration_key(sp, sel), Calibration(a=2.0, model="scale+offset"))
+    load = lambda: LatencyPredictor.load("x86-64-host", "onnxruntime", sp, 1, threads=1, store=store,  # noqa: E731
+                                        auto_anchor=False).calibration
+    assert load().a == 2.0  # only the generic one: used
+    cals.put("x86-64-host", "onnxruntime", calibration_key(sp, sel, "Some Other CPU"), Calibration(a=3.0, model="scale+offset"))
+    assert load().a == 2.0  # another CPU's: not used here
+    cals.put("x86-64-host", "onnxruntime", calibration_key(sp, sel, this_cpu()), Calibration(a=4.0, model="scale+offset"))
+    assert load().a == 4.0  # this CPU's: preferred

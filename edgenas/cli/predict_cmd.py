@@ -199,7 +199,8 @@ def calibrate(
     result = {"device": device, "backend": backend, "batch": batch, "precision": precision, "space": space,
               "preset": preset, "calibration": cal.__dict__, "file": str(path), "networks": nets}
     emit(result, as_json, lambda r: console.print(
-        f"calibrated on {cal.n_networks} networks: model {cal.model} (a={cal.a:.3f}, b={cal.b:.4f}, c={cal.c:.5f}); "
+        f"calibrated on {cal.n_networks} networks: model {cal.model} (a={cal.a:.3f}, b={cal.b:.4f}, c={cal.c:.5f}"
+        + "".join(f", {t} x{m:.2f}" for t, m in sorted(cal.type_scale.items())) + "); "
         f"leave-one-out MAPE {100 * cal.fit_mape:.1f}%, {100 * cal.fit_within_10pct:.0f}% within ±10% -> {path}"))
 
 

@@ -45,7 +45,7 @@ class Calibration:
     a: float = 1.0
     b: float = 0.0
     c: float = 0.0
-    model: str = "identity"  # identity | scale+offset | scale+offset+per-op
+    model: str = "identity"  # one of CALIBRATION_MODELS
     n_networks: int = 0
     fit_mape: float = float("nan")  # leave-one-out MAPE of the chosen model on its training networks
     fit_within_10pct: float = float("nan")
@@ -54,22 +54,50 @@ class Calibration:
     runtime_version: str = ""
     anchor_ms: float = float("nan")  # the ms scale of ref_ratio values the fit used (kept fixed after)
     truth: str = "protocol"  # what the fit's networks were timed with: protocol (paired) or plain (runtime alone)
+    cpu_model: str = ""  # the CPU it was fitted on, where the device is this machine kind (see calibration_key)
+    type_scale: dict = field(default_factory=dict)  # scale+offset+per-type: op type -> multiplier of its op latencies
 
     @property
     def calibrated(self) -> bool:
         return self.model != "identity"
 
+    def op_weight(self, op: str) -> float:
+        """What one op type's table latencies count for in ``s`` (1 but for the per-type model)."""
+        return self.type_scale.get(op, 1.0) if self.type_scale else 1.0
+
     def apply(self, s, k, scale: float = 1.0):
-        """Predicted ms from the op sum ``s`` (ms) and op count ``k``; ``scale`` = anchor now / anchor at fit."""
+        """Predicted ms from the (op-weighted) op sum ``s`` (ms) and op count ``k``; ``scale`` = anchor now /
+        anchor at fit."""
         return self.a * s + scale * (self.b + self.c * k)
 
 
-def calibration_key(space, sel: TableSelection) -> str:
+#: identity; a*S + b; a*S + b + c*K (K executed ops); a*sum_t m_t*S_t + b (S_t the op sum of op type t, m_t
+#: shrunk toward 1): a runtime fuses some op types into their neighbours more than others (onnxruntime
+#: folds a DARTS cell's ReLUs and adds into its convs, not its pools), which one scale cannot follow
+CALIBRATION_MODELS = ("identity", "scale+offset", "scale+offset+per-op", "scale+offset+per-type")
+
+
+def calibration_key(space, sel: TableSelection, cpu_model: str = "") -> str:
+    """The key of a calibration; ``cpu_model`` for one fitted on this machine's CPU.
+
+    Why per CPU: a device profile like ``x86-64-host`` names a kind of machine, and VMs of one kind
+    come with different CPUs whose runtimes pick different kernels (measured 2026-12-02: the TFLite
+    table built on an Intel Xeon VM predicted proxyless networks 1.56-1.65x above their plain timing
+    on an AMD EPYC VM, where its onnxruntime rows held within 3%). A calibration fitted here is filed
+    under this CPU and preferred on it; the CPU-less key is the fallback every CPU reads.
+    """
     cfg = json.dumps(space.config_dict(), sort_keys=True)
     import hashlib
 
-    return (f"{space.name}:{getattr(space, 'preset', None) or 'custom'}:{hashlib.sha256(cfg.encode()).hexdigest()[:8]}"
-            f"|b{sel.batch}|t{sel.threads}|{sel.precision}")
+    key = (f"{space.name}:{getattr(space, 'preset', None) or 'custom'}:{hashlib.sha256(cfg.encode()).hexdigest()[:8]}"
+           f"|b{sel.batch}|t{sel.threads}|{sel.precision}")
+    return f"{key}|cpu={cpu_model}" if cpu_model else key
+
+
+def this_cpu() -> str:
+    from edgenas.devices import machine_facts
+
+    return machine_facts().get("cpu_model") or ""
 
 
 class CalibrationStore:
@@ -169,7 +197,12 @@ class LatencyPredictor:
                 threads = 1
         sel = TableSelection(device, backend, precision, threads, batch)
         table = store.load(device, backend, missing_ok=False)
-        cal = CalibrationStore(store).get(device, backend, calibration_key(space, sel)) if space is not None else None
+        cal = None
+        if space is not None:
+            cals = CalibrationStore(store)
+            cpu = this_cpu() if is_this_machine(device) else ""
+            cal = (cpu and cals.get(device, backend, calibration_key(space, sel, cpu))) or \
+                cals.get(device, backend, calibration_key(space, sel))
         hint = ""
         if space is not None:
             hint = (f"edgenas profile --device {device} --backend {backend} --space {space.name} "
@@ -177,7 +210,7 @@ class LatencyPredictor:
                     + (f" --precision {precision}" if precision != "fp32" else "") + " --resume")
         anchor, selected = None, table.for_selection(sel).df
         if len(selected) and selected["ref_ratio"].notna().all():
-            anchor = resolve_anchor(table, sel, local=_is_this_machine(device), auto=auto_anchor)
+            anchor = resolve_anchor(table, sel, local=is_this_machine(device), auto=auto_anchor)
         return cls(table, sel, cal, hint, anchor)
 
     # ---- values -------------------------------------------------------------------------
@@ -197,21 +230,31 @@ class LatencyPredictor:
             raise table_miss(list(dict.fromkeys(missing)), self.sel, self.profile_hint)
         return out
 
-    def features(self, specs: list[OpSpec]) -> tuple[float, int]:
-        """(S, K): sum of op latencies and number of executed (non-zero-cost) ops."""
+    def features(self, specs: list[OpSpec], weighted: bool = True) -> tuple[float, int]:
+        """(S, K): sum of op latencies (each op type weighted as the calibration says, unless not
+        ``weighted``) and number of executed (non-zero-cost) ops."""
         ms = self.op_ms(specs)
-        return sum(ms[s.key] for s in specs), sum(1 for s in specs if not is_zero_cost(s))
+        w = self.calibration.op_weight if weighted else (lambda op: 1.0)
+        return sum(w(s.op) * ms[s.key] for s in specs), sum(1 for s in specs if not is_zero_cost(s))
+
+    def type_sums(self, specs: list[OpSpec]) -> dict[str, float]:
+        """Table latencies summed per op type (``OpSpec.op``), unweighted: what the per-type model fits."""
+        ms, out = self.op_ms(specs), {}
+        for s in specs:
+            out[s.op] = out.get(s.op, 0.0) + ms[s.key]
+        return out
 
     def predict(self, space, arch) -> Prediction:
         specs = space.op_specs(arch)
         ms = self.op_ms(specs)
         s, k = self.features(specs)
+        raw = sum(ms[sp.key] for sp in specs)
         counts: dict[str, int] = {}
         for sp in specs:
             counts[sp.key] = counts.get(sp.key, 0) + 1
         breakdown = sorted(({"op_key": key, "count": n, "ms_each": ms[key], "ms_total": ms[key] * n}
                             for key, n in counts.items()), key=lambda r: -r["ms_total"])
-        return Prediction(self.calibration.apply(s, k, self.calibration_scale), s, k, self.calibration.calibrated,
+        return Prediction(self.calibration.apply(s, k, self.calibration_scale), raw, k, self.calibration.calibrated,
                           breakdown)
 
     def measured_ms(self, ref_ratio: float, median_ms: float) -> float:
@@ -219,7 +262,7 @@ class LatencyPredictor:
         return ref_ratio * self.anchor_ms if self.uses_reference and not math.isnan(ref_ratio) else median_ms
 
 
-def _is_this_machine(device: str) -> bool:
+def is_this_machine(device: str) -> bool:
     from edgenas.devices import get_profile
 
     try:
@@ -229,11 +272,14 @@ def _is_this_machine(device: str) -> bool:
 
 
 def fit_calibration(features: list[tuple[float, int]], measured: list[float], arch_ids=(), runtime_version="",
-                    anchor_ms: float = float("nan")) -> Calibration:
+                    anchor_ms: float = float("nan"), type_sums: list[dict] | None = None) -> Calibration:
     """Choose and fit the correction by leave-one-out error on the calibration networks.
 
-    Candidates: measured = a*S + b, and a*S + b + c*K. Fitted in relative terms (weights 1/y), so
-    small and large networks count alike, which is what '% within 10%' scores.
+    Candidates: measured = a*S + b; a*S + b + c*K; and, given ``type_sums`` (each network's op sum
+    per op type) and enough networks, a*sum_t m_t*S_t + b with the m_t shrunk toward 1 (ridge
+    penalty chosen by leave-one-out). Fitted in relative terms (weights 1/y), so small and large
+    networks count alike; chosen by leave-one-out share within ±10% (what '% within 10%' scores),
+    then leave-one-out MAPE, a larger model only where it is better. ``features`` are unweighted.
     """
     from edgenas.latency.table import now_iso
 
@@ -242,31 +288,50 @@ def fit_calibration(features: list[tuple[float, int]], measured: list[float], ar
     y = np.array(measured, dtype=float)
     if len(y) < 3:
         raise InputError(f"calibration needs at least 3 measured networks, got {len(y)}")
-    candidates = {"scale+offset": np.column_stack([s, np.ones_like(s)])}
+    one = np.ones_like(s)
+    candidates = {"scale+offset": (np.column_stack([s, one]), 0, [0.0])}
     if len(y) >= 6 and np.ptp(k) > 0:
-        candidates["scale+offset+per-op"] = np.column_stack([s, np.ones_like(s), k])
+        candidates["scale+offset+per-op"] = (np.column_stack([s, one, k]), 0, [0.0])
+    types = []
+    if type_sums is not None:
+        g = {t: np.array([d.get(t, 0.0) for d in type_sums]) for t in sorted({t for d in type_sums for t in d})}
+        types = [t for t, v in g.items() if np.ptp(v) > 0 and v.max() > 0]  # a type every network has alike is offset
+        if types and len(y) >= 2 * (len(types) + 2):
+            # columns: S, 1, then S_t per type: a*S + sum_t d_t*S_t = a*sum_t (1 + d_t/a)*S_t; ridge on the d_t
+            x = np.column_stack([s, one] + [g[t] for t in types])
+            candidates["scale+offset+per-type"] = (x, 2, [0.01, 0.1, 1.0])
     best = None
-    for name, x in candidates.items():
-        loo = []
-        for i in range(len(y)):
-            m = np.ones(len(y), bool)
-            m[i] = False
-            coef = _wls(x[m], y[m])
-            loo.append(abs(x[i] @ coef - y[i]) / y[i])
-        loo = np.array(loo)
-        score = float(loo.mean())
-        if best is None or score < best[1] - 0.002:  # prefer the smaller model unless clearly better
-            best = (name, score, loo)
-    name, score, loo = best
-    coef = _wls(candidates[name], y)
+    for name, (x, free, lams) in candidates.items():
+        for lam in lams:
+            loo = []
+            for i in range(len(y)):
+                m = np.ones(len(y), bool)
+                m[i] = False
+                coef = _wls(x[m], y[m], lam, free)
+                loo.append(abs(x[i] @ coef - y[i]) / y[i])
+            loo = np.array(loo)
+            key = (int((loo <= 0.10).sum()), -float(loo.mean()))
+            if best is None or key[0] > best[0][0] or (key[0] == best[0][0] and key[1] > best[0][1] + 0.002):
+                best = (key, name, lam, loo)
+    _, name, lam, loo = best
+    x, free, _ = candidates[name]
+    coef = _wls(x, y, lam, free)
     a, b = float(coef[0]), float(coef[1])
-    c = float(coef[2]) if len(coef) > 2 else 0.0
-    return Calibration(a=a, b=b, c=c, model=name, n_networks=len(y), fit_mape=score,
+    c = float(coef[2]) if name == "scale+offset+per-op" else 0.0
+    type_scale = {t: float(1.0 + d / a) for t, d in zip(types, coef[2:])} if name == "scale+offset+per-type" else {}
+    return Calibration(a=a, b=b, c=c, model=name, n_networks=len(y), fit_mape=float(loo.mean()),
                        fit_within_10pct=float((loo <= 0.10).mean()), fitted_at=now_iso(),
-                       arch_ids=list(arch_ids), runtime_version=runtime_version, anchor_ms=anchor_ms)
+                       arch_ids=list(arch_ids), runtime_version=runtime_version, anchor_ms=anchor_ms,
+                       type_scale=type_scale)
 
 
-def _wls(x, y):
+def _wls(x, y, lam: float = 0.0, free: int = 0):
+    """Least squares on relative error; ``lam`` > 0: ridge on the coefficients after the first ``free``."""
     w = 1.0 / y
-    coef, *_ = np.linalg.lstsq(x * w[:, None], y * w, rcond=None)
+    xw, yw = x * w[:, None], y * w
+    if lam > 0 and x.shape[1] > free:
+        pen = np.zeros((x.shape[1] - free, x.shape[1]))
+        pen[:, free:] = np.sqrt(lam) * np.eye(x.shape[1] - free)
+        xw, yw = np.vstack([xw, pen]), np.concatenate([yw, np.zeros(len(pen))])
+    coef, *_ = np.linalg.lstsq(xw, yw, rcond=None)
     return coef

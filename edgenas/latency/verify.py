@@ -16,7 +16,8 @@ from typing import Callable
 
 import numpy as np
 
-from edgenas.latency.predictor import (CalibrationStore, LatencyPredictor, calibration_key, fit_calibration)
+from edgenas.latency.predictor import (CalibrationStore, LatencyPredictor, is_this_machine, calibration_key,
+                                      fit_calibration, this_cpu)
 from edgenas.latency.store import TableStore
 from edgenas.profiling.base import Backend
 from edgenas.errors import InputError
@@ -118,13 +119,16 @@ def calibrate(backend: Backend, space, predictor: LatencyPredictor, store: Table
     archs = calibration_archs(space, n, seed)
     meas = measure_networks(backend, space, archs, predictor.sel.batch, settings, on_progress=on_progress,
                             source="calibrate")
-    feats = [predictor.features(space.op_specs(a)) for a in archs]
+    specs = [space.op_specs(a) for a in archs]
+    feats = [predictor.features(sp, weighted=False) for sp in specs]
     y = [predictor.measured_ms(m.stats.ref_ratio, m.stats.median_ms) for m in meas]
     if truth == "plain":
         y = [t.ms for t in _plain_timings(backend, space, archs, predictor.sel.batch, processes, on_progress)]
-    cal = fit_calibration(feats, y, [m.arch_id for m in meas], backend.runtime_version(), predictor.anchor_ms)
+    cal = fit_calibration(feats, y, [m.arch_id for m in meas], backend.runtime_version(), predictor.anchor_ms,
+                          [predictor.type_sums(sp) for sp in specs])
     cal.truth = truth
-    key = calibration_key(space, predictor.sel)
+    cal.cpu_model = this_cpu() if is_this_machine(predictor.sel.device) else ""
+    key = calibration_key(space, predictor.sel, cal.cpu_model)
     path = CalibrationStore(store).put(predictor.sel.device, predictor.sel.backend, key, cal)
     predictor.calibration = cal
     return cal, path, [{"arch_id": m.arch_id, "sum_ms": f[0], "ops": f[1], "measured_ms": v}
