@@ -59,6 +59,7 @@ def main():
                 nets = r.pop("networks", None)
                 if nets:  # per-network predicted/measured, for finding which architectures a model misses
                     (OUT / f"verify-{backend}-{space}-b{batch}.networks.json").write_text(json.dumps(nets, indent=1) + "\n")
+                r["calibration_n"] = args.calibration_n
                 r["wall_s"] = round(time.perf_counter() - start, 1)
                 r["date"] = time.strftime("%Y-%m-%d")
                 results = [old for old in results if _row_key(old) != _row_key(r)] + [r]
@@ -81,7 +82,7 @@ def _previous_results(args):
         doc = json.loads(path.read_text())
     except json.JSONDecodeError:
         return []
-    if doc.get("n") != args.n or doc.get("calibration_n") != args.calibration_n:
+    if doc.get("n") != args.n:
         return []
     return doc.get("results", [])
 
@@ -94,9 +95,11 @@ def _write(results, args):
            "n": args.n, "calibration_n": args.calibration_n, "results": results}
     (OUT / "verify_predictor.json").write_text(json.dumps(doc, indent=2, default=str) + "\n")
     lines = [f"# Predictor accuracy on held-out random networks ({doc['date']}, {doc['machine']})", "",
-             f"{args.n} held-out random architectures per row; calibration on {args.calibration_n} others; "
-             "1 thread. Truth `plain`: the exported file timed plainly with its runtime (30 warm-up runs, median of "
-             "5 blocks of 50), the fastest of 3 fresh processes, independent of edgenas's scale; `protocol`: "
+             f"{args.n} held-out random architectures per row; calibration on the number of others the "
+             "calibration column gives (fitted by that run on this machine's CPU); 1 thread. Truth `plain`: the "
+             "exported file timed plainly with its runtime, the fastest of 3 fresh processes (since 2026-12-02 "
+             "each process times blocks for 2 s and takes their 10th percentile, the fastest steady phase: "
+             "`edgenas/profiling/plain.py`), independent of edgenas's scale; `protocol`: "
              "edgenas's paired measurement on the predictor's quiet-state scale (torch-cpu runs no model file). "
              "`edgenas/plain`: edgenas's own measurement of the same networks over the plain truth (1.00 = the "
              "scale is right).", "",
@@ -110,7 +113,8 @@ def _write(results, args):
                      f"{100 * r['within_10pct']:.0f}% | {100 * r['mape']:.1f}% | {r['rmse_ms']:.4f} | "
                      f"{r['kendall_tau']:.3f} | {f'{ratio:.3f}' if ratio else '-'} | "
                      f"{100 * raw['within_10pct']:.0f}% / {100 * raw['bias']:+.0f}% | "
-                     f"{cal['model']} | {r.get('date', doc['date'])} |")
+                     f"{cal['model']} on {cal.get('n_networks', r.get('calibration_n', '?'))} | "
+                     f"{r.get('date', doc['date'])} |")
     (OUT / "verify_predictor.md").write_text("\n".join(lines) + "\n")
 
 
