@@ -130,14 +130,18 @@ def main():
     _write(rows, args)
 
 
+def _row_key(r):
+    return r["label"], r.get("artifacts"), r["backend"], r["space"]
+
+
 def _write(rows, args):
     from edgenas.devices import machine_facts
 
     OUT.mkdir(parents=True, exist_ok=True)
     path = OUT / "ms_truth.json"
     old = json.loads(path.read_text()).get("rows", []) if path.exists() else []
-    new = {(r["label"], r.get("artifacts"), r["backend"], r["space"]) for r in rows}  # a rerun of one row replaces it
-    keep = [r for r in old if (r["label"], r.get("artifacts"), r["backend"], r["space"]) not in new] + rows
+    new = {_row_key(r) for r in rows}  # a rerun of one row replaces it
+    keep = [r for r in old if _row_key(r) not in new] + rows
     doc = {"machine": f"x86-64-host ({machine_facts().get('cpu_model')}, {os.cpu_count()} vCPU)", "rows": keep}
     path.write_text(json.dumps(doc, indent=1) + "\n")
     lines = ["# edgenas predict vs a plain runtime timing of the edgenas export artifact", "",

@@ -63,7 +63,7 @@ class Calibration:
 
     def op_weight(self, op: str) -> float:
         """What one op type's table latencies count for in ``s`` (1 but for the per-type model)."""
-        return self.type_scale.get(op, 1.0) if self.type_scale else 1.0
+        return self.type_scale.get(op, 1.0)
 
     def apply(self, s, k, scale: float = 1.0):
         """Predicted ms from the (op-weighted) op sum ``s`` (ms) and op count ``k``; ``scale`` = anchor now /
@@ -199,10 +199,10 @@ class LatencyPredictor:
         table = store.load(device, backend, missing_ok=False)
         cal = None
         if space is not None:
-            cals = CalibrationStore(store)
+            stored = CalibrationStore(store).load_all(device, backend)  # one read: this CPU's key, else the CPU-less
             cpu = this_cpu() if is_this_machine(device) else ""
-            cal = (cpu and cals.get(device, backend, calibration_key(space, sel, cpu))) or \
-                cals.get(device, backend, calibration_key(space, sel))
+            d = (cpu and stored.get(calibration_key(space, sel, cpu))) or stored.get(calibration_key(space, sel))
+            cal = Calibration(**d) if d else None
         hint = ""
         if space is not None:
             hint = (f"edgenas profile --device {device} --backend {backend} --space {space.name} "
@@ -233,7 +233,9 @@ class LatencyPredictor:
     def features(self, specs: list[OpSpec], weighted: bool = True) -> tuple[float, int]:
         """(S, K): sum of op latencies (each op type weighted as the calibration says, unless not
         ``weighted``) and number of executed (non-zero-cost) ops."""
-        ms = self.op_ms(specs)
+        return self._features(specs, self.op_ms(specs), weighted)
+
+    def _features(self, specs, ms: dict[str, float], weighted: bool = True) -> tuple[float, int]:
         w = self.calibration.op_weight if weighted else (lambda op: 1.0)
         return sum(w(s.op) * ms[s.key] for s in specs), sum(1 for s in specs if not is_zero_cost(s))
 
@@ -246,9 +248,9 @@ class LatencyPredictor:
 
     def predict(self, space, arch) -> Prediction:
         specs = space.op_specs(arch)
-        ms = self.op_ms(specs)
-        s, k = self.features(specs)
-        raw = sum(ms[sp.key] for sp in specs)
+        ms = self.op_ms(specs)  # once: features and the breakdown both price from it
+        s, k = self._features(specs, ms)
+        raw = self._features(specs, ms, weighted=False)[0] if self.calibration.type_scale else s
         counts: dict[str, int] = {}
         for sp in specs:
             counts[sp.key] = counts.get(sp.key, 0) + 1
