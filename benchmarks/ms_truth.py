@@ -47,6 +47,7 @@ def export(space: str, seed: int, work: Path) -> Path:
 
 
 def main():
+    from edgenas.devices import machine_facts
     from edgenas.latency.predictor import LatencyPredictor
     from edgenas.latency.store import TableStore
     from edgenas.latency.verify import score
@@ -121,7 +122,7 @@ def main():
                 continue
             m = score([x["predicted_ms"] for x in nets], [x["plain_ms"] for x in nets])
             rows.append({"label": args.label, "artifacts": args.artifacts, "backend": backend, "space": space_name,
-                         "n": len(nets), "seed": args.seed, **m, "truth_recipe": recipe,
+                         "n": len(nets), "seed": args.seed, "cpu": machine_facts().get("cpu_model"), **m, "truth_recipe": recipe,
                          "scale": pred.anchor.as_dict() if pred.anchor else None, "tables_dir": args.tables_dir,
                          "ratio_min": min(x["ratio"] for x in nets), "ratio_max": max(x["ratio"] for x in nets),
                          "date": time.strftime("%Y-%m-%d"), "networks": nets})
@@ -145,20 +146,21 @@ def _write(rows, args):
     doc = {"machine": f"x86-64-host ({machine_facts().get('cpu_model')}, {os.cpu_count()} vCPU)", "rows": keep}
     path.write_text(json.dumps(doc, indent=1) + "\n")
     lines = ["# edgenas predict vs a plain runtime timing of the edgenas export artifact", "",
-             f"Machine: {doc['machine']} (rows dated 2026-12-01: an Intel Xeon VM of the kind). Per row: N random `small` networks (seeds from the row's first seed on); files timed: "
+             f"Machine of the last run: {doc['machine']}; each row's CPU in its column. Per row: N random `small` "
+             "networks (the seeds column); files timed: "
              "`export` = the files `edgenas export --format onnx,tflite --no-measure` writes, `profile` = the network "
              "files edgenas's own measurements time (the same exporters; TFLite with NHWC I/O). Truth = the file "
              "timed plainly with its runtime, the fastest of 3 fresh processes; per process (column `truth`) "
              "`250 runs`: 30 warm-up runs, median of 5 blocks of 50 runs (until 2026-12-02), `phase-aware`: blocks "
              "for 2 s, their 10th percentile (the fastest steady phase: this VM alternates 1.4x-apart speed phases "
              "of 0.1-1 s, `edgenas/profiling/plain.py`). Produced by `python benchmarks/ms_truth.py`.", "",
-             "| tables | files timed | backend | space | N | seeds | truth | within ±10% | within ±5% | MAPE | bias | predicted/plain min-max | scale | date |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| tables | CPU | files timed | backend | space | N | seeds | truth | within ±10% | within ±5% | MAPE | bias | predicted/plain min-max | scale | date |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in keep:
         sc = r.get("scale") or {}
         truth = "phase-aware" if "percentile" in r.get("truth_recipe", "") else "250 runs"
-        lines.append(f"| {r['label']} | {r.get('artifacts', 'export')} | {r['backend']} | {r['space']} | {r['n']} | "
-                     f"{r.get('seed', 7000)}-{r.get('seed', 7000) + r['n'] - 1} | {truth} | "
+        lines.append(f"| {r['label']} | {r['cpu']} | {r.get('artifacts', 'export')} | {r['backend']} | {r['space']} | "
+                     f"{r['n']} | {r['seed']}-{r['seed'] + r['n'] - 1} | {truth} | "
                      f"{100 * r['within_10pct']:.0f}% | "
                      f"{100 * r['within_5pct']:.0f}% | {100 * r['mape']:.1f}% | {100 * r['bias']:+.1f}% | "
                      f"{r['ratio_min']:.2f}-{r['ratio_max']:.2f} | {sc.get('basis', '-')} "

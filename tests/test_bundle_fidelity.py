@@ -8,9 +8,9 @@ the host's speed phases; raw milliseconds on this VM move 10-40% between process
 not compared. Tolerances: the median bundle/direct ratio (a scale common to all ops: where the
 paired reference fell in one run) within 20%; each op against that median within 35%, all ops but
 one, and within 2x for that one. Measured here (2-core VM, other jobs running; log in
-docs/mobile-teams.md): per-op differences mostly under 10%, the worst around 20%; but a CI run on 2026-12-02 saw one op (TFLite dil_conv_5x5)
-39% apart, with every op 3-33% lower in the bundle run (median 0.89): the VM's 1.4x speed phases
-last 0.1-1 s, so now and then a reference and the ops paired with it fall in different phases. A
+docs/mobile-teams.md): per-op differences mostly under 10%, the worst around 20%; but a CI run on
+2026-12-02 saw one op (TFLite dil_conv_5x5) 39% apart, with every op 3-33% lower in the bundle run
+(median 0.89): the VM's 1.4x speed phases last 0.1-1 s, so now and then a reference and the ops paired with it fall in different phases. A
 runner that measured something else (another artifact, thread count or batch) moves the scale
 beyond 20% or several ops beyond 35%, which still fails.
 """
