@@ -120,6 +120,26 @@ def test_plain_timing_of_an_exported_file_in_fresh_processes(tmp_path):
     assert t.runtime.startswith("onnxruntime")
 
 
+def test_plain_timings_of_several_files_run_in_passes(tmp_path):
+    """Each file's processes run a whole pass apart (a slow spell of the host hits one, not all)."""
+    pytest.importorskip("onnxruntime")
+    import torch
+
+    from edgenas.profiling.onnxruntime_backend import export_onnx
+    from edgenas.profiling.plain import time_fresh_many
+
+    paths = []
+    for k, ch in enumerate((4, 16)):
+        paths.append(tmp_path / f"m{k}.onnx")
+        export_onnx(torch.nn.Sequential(torch.nn.Conv2d(3, ch, 3, padding=1), torch.nn.ReLU()).eval(),
+                    (1, 3, 16, 16), paths[-1])
+    seen = []
+    ts = time_fresh_many(paths, threads=1, processes=2, seconds=0.2, on_progress=lambda d, n: seen.append((d, n)))
+    assert seen == [(1, 4), (2, 4), (3, 4), (4, 4)]  # 2 passes x 2 files, reported as they finish
+    assert len(ts) == 2 and all(len(t.per_process_ms) == 2 and t.ms == min(t.per_process_ms) > 0 for t in ts)
+    assert "in 2 passes over the 2 files" in ts[0].recipe and ts[0].recipe == ts[1].recipe
+
+
 def test_tables_check_reanchors_this_machine(cli, tmp_path, monkeypatch):
     monkeypatch.setenv("EDGENAS_CACHE", str(tmp_path / "cache"))
     common = ["--device", "x86-64-host", "--backend", "torch-cpu", "--tables-dir", tmp_path / "tables"]

@@ -144,14 +144,17 @@ def _check_truth(backend: Backend, truth: str) -> None:
 
 
 def _plain_timings(backend: Backend, space, archs, batch: int, processes: int, on_progress=None) -> list:
-    from edgenas.profiling.plain import time_fresh
+    """Plain timings of each network's exported file, all files converted first and then timed in
+    passes (``time_fresh_many``: a slow spell of the host hits one of a file's processes, not all)."""
+    from edgenas.profiling.plain import time_fresh_many
 
-    out = []
+    files = []
     for i, a in enumerate(archs):
         if on_progress:
-            on_progress("plain timing", i, len(archs))
-        out.append(time_fresh(network_artifact(backend, space, a, batch), backend.threads, processes))
-    return out
+            on_progress("convert", i, len(archs))
+        files.append(network_artifact(backend, space, a, batch))
+    progress = (lambda done, total: on_progress("plain timing", done, total)) if on_progress else None
+    return time_fresh_many(files, backend.threads, processes, on_progress=progress)
 
 
 @dataclass

@@ -142,27 +142,51 @@ def time_side_by_side(paths, threads: int, blocks: int = 10, runs: int = RUNS) -
     return out
 
 
-def time_fresh(path: Path, threads: int, processes: int = 3, timeout_s: float = 600,
-               seconds: float = SECONDS) -> PlainTiming:
-    """The fastest of ``processes`` fresh-process plain timings of ``path``."""
+def _time_in_fresh_process(path, threads: int, timeout_s: float, seconds: float) -> dict:
+    """One plain timing of ``path`` in a new Python process (module ``main``'s JSON line)."""
     from edgenas.errors import MeasurementError
 
-    per, medians, runtime = [], [], ""
-    for _ in range(max(1, processes)):
-        p = subprocess.run([sys.executable, "-m", "edgenas.profiling.plain", str(path), "--threads", str(threads),
-                            "--seconds", str(seconds)], capture_output=True, text=True, timeout=timeout_s)
-        try:
-            d = json.loads(p.stdout.strip().splitlines()[-1])
-        except (json.JSONDecodeError, IndexError):
-            tail = (p.stderr.strip().splitlines() or ["no output"])[-1]
-            raise MeasurementError(f"plain timing of {path} failed: {tail[:300]}") from None
-        per.append(d["ms"])
-        medians.append(d.get("median_ms", d["ms"]))
-        runtime = d["runtime"]
-    return PlainTiming(min(per), per, runtime, threads,
-                       f"fastest of {len(per)} fresh processes; each: {WARMUP} warm-up runs, then blocks of up to "
-                       f"{RUNS} runs for {seconds:g} s, the {QUIET_PERCENTILE}th percentile of the block medians "
-                       "(the fastest steady phase)", medians)
+    p = subprocess.run([sys.executable, "-m", "edgenas.profiling.plain", str(path), "--threads", str(threads),
+                        "--seconds", str(seconds)], capture_output=True, text=True, timeout=timeout_s)
+    try:
+        return json.loads(p.stdout.strip().splitlines()[-1])
+    except (json.JSONDecodeError, IndexError):
+        tail = (p.stderr.strip().splitlines() or ["no output"])[-1]
+        raise MeasurementError(f"plain timing of {path} failed: {tail[:300]}") from None
+
+
+def time_fresh_many(paths, threads: int, processes: int = 3, timeout_s: float = 600,
+                    seconds: float = SECONDS, on_progress=None) -> list[PlainTiming]:
+    """The fastest of ``processes`` fresh-process plain timings of each file, timed in passes.
+
+    Why passes, not each file's processes back to back: this VM has slow spells lasting tens of
+    seconds (measured 2026-12-08: one darts b8 network's three back-to-back processes read
+    6.27-6.47 ms, the next day 5.31-5.50 ms, quiet both times). Three processes of one file in a
+    row (about 8 s) can all land in one spell, and "the fastest of 3" is then 15% slow. Pass ``k``
+    times every file once, so a file's processes run a whole pass apart and one spell hits at most
+    one of them. ``on_progress(done, total)`` after each process.
+    """
+    paths = [Path(p) for p in paths]
+    passes = max(1, processes)
+    runs = [[] for _ in paths]
+    total = passes * len(paths)
+    for k in range(passes):
+        for i, path in enumerate(paths):
+            runs[i].append(_time_in_fresh_process(path, threads, timeout_s, seconds))
+            if on_progress:
+                on_progress(k * len(paths) + i + 1, total)
+    how = f"in {passes} passes over the {len(paths)} files" if len(paths) > 1 else "back to back"
+    recipe = (f"fastest of {passes} fresh processes ({how}); each: {WARMUP} warm-up runs, then blocks of up to "
+              f"{RUNS} runs for {seconds:g} s, the {QUIET_PERCENTILE}th percentile of the block medians "
+              "(the fastest steady phase)")
+    return [PlainTiming(min(d["ms"] for d in r), [d["ms"] for d in r], r[-1]["runtime"], threads, recipe,
+                        [d.get("median_ms", d["ms"]) for d in r]) for r in runs]
+
+
+def time_fresh(path: Path, threads: int, processes: int = 3, timeout_s: float = 600,
+               seconds: float = SECONDS) -> PlainTiming:
+    """The fastest of ``processes`` fresh-process plain timings of ``path`` (back to back)."""
+    return time_fresh_many([path], threads, processes, timeout_s, seconds)[0]
 
 
 def main(argv=None) -> int:
