@@ -5,7 +5,8 @@ writes benchmarks/results/verify_predictor.{json,md} (README quotes the .md). Ru
 machine: a second busy process on this 2-core VM moves whole-network latencies by 10-40%.
 
 The truth is independent of edgenas's own scale by default (``--truth auto``): each exported model
-is timed plainly with its runtime, the fastest of 3 fresh processes, as ``benchmark_model`` or
+is timed plainly with its runtime, the fastest of 3 fresh processes (in 3 passes over the files since
+2026-12-08), as ``benchmark_model`` or
 ``onnxruntime_perf_test`` would (``edgenas/profiling/plain.py``); torch-cpu, which runs no model
 file, is scored against the paired protocol measurement.
 
@@ -87,6 +88,13 @@ def _previous_results(args):
     return doc.get("results", [])
 
 
+def _processes(row) -> str:
+    """How a plain-truth row's fresh processes were spaced (``plain.time_fresh_many``'s recipe)."""
+    if row.get("truth") != "plain":
+        return "-"
+    return "in passes" if "passes" in row.get("truth_recipe", "") else "back to back"
+
+
 def _write(results, args):
     from edgenas.devices import machine_facts
 
@@ -99,12 +107,14 @@ def _write(results, args):
              "calibration column gives (fitted by that run on this machine's CPU); 1 thread. Truth `plain`: the "
              "exported file timed plainly with its runtime, the fastest of 3 fresh processes (since 2026-12-02 "
              "each process times blocks for 2 s and takes their 10th percentile, the fastest steady phase: "
-             "`edgenas/profiling/plain.py`), independent of edgenas's scale; `protocol`: "
+             "`edgenas/profiling/plain.py`), independent of edgenas's scale; column `processes`: a file's three "
+             "processes back to back (before 2026-12-08: one slow spell of the host can hold all three) or in "
+             "three passes over all the row's files (a whole pass apart); `protocol`: "
              "edgenas's paired measurement on the predictor's quiet-state scale (torch-cpu runs no model file). "
              "`edgenas/plain`: edgenas's own measurement of the same networks over the plain truth (1.00 = the "
              "scale is right).", "",
-             "| backend | batch | space | truth | within ±5% | within ±10% | MAPE | RMSE ms | Kendall τ | edgenas/plain | plain op sum: within ±10% / bias | calibration | measured on |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| backend | batch | space | truth | within ±5% | within ±10% | MAPE | RMSE ms | Kendall τ | edgenas/plain | plain op sum: within ±10% / bias | calibration | processes | measured on |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in sorted(results, key=lambda r: (r["space"], r["backend"], int(r["batch"]))):
         raw, cal = r["raw_op_sum"], r["calibration"]
         ratio = r.get("protocol_over_plain")
@@ -114,7 +124,7 @@ def _write(results, args):
                      f"{r['kendall_tau']:.3f} | {f'{ratio:.3f}' if ratio else '-'} | "
                      f"{100 * raw['within_10pct']:.0f}% / {100 * raw['bias']:+.0f}% | "
                      f"{cal['model']} on {cal.get('n_networks', r.get('calibration_n', '?'))} | "
-                     f"{r.get('date', doc['date'])} |")
+                     f"{_processes(r)} | {r.get('date', doc['date'])} |")
     (OUT / "verify_predictor.md").write_text("\n".join(lines) + "\n")
 
 
