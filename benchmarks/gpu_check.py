@@ -485,7 +485,7 @@ class CsvPredictor:
         obj._ms = ms
         # uncalibrated: Calibration.apply's identity (ExpectedLatency calls apply, as predict does)
         obj.calibration = types.SimpleNamespace(a=1.0, b=0.0, c=0.0, calibrated=False,
-                                                apply=lambda s, k, scale=1.0: s, op_weight=lambda op: 1.0)
+                                                apply=lambda s, k, scale=1.0: s, weight=lambda spec: 1.0)
         return obj
 
     def op_ms(self, specs):

@@ -256,6 +256,7 @@ class CalibrationEntry(_Strict):
     truth: Literal["protocol", "plain"] = "protocol"
     cpu_model: str = ""
     type_scale: dict[str, Annotated[float, Field(allow_inf_nan=False)]] = Field(default_factory=dict)
+    key_scale: dict[str, Annotated[float, Field(allow_inf_nan=False)]] = Field(default_factory=dict)
 
     @field_validator("model")
     @classmethod

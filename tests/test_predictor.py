@@ -168,6 +168,59 @@ def test_per_type_calibration_recovers_op_type_weights_and_prices_like_the_data(
     assert few.model != "scale+offset+per-type"
 
 
+def test_per_key_calibration_learns_ops_that_cost_less_in_a_network_than_alone():
+    """TFLite/XNNPACK at batch 8 times some single 7x7 MBConvs at 2-10x what they cost inside a network;
+    the per-key model must learn that from whole networks (one op type: per-type cannot), predict
+    networks it was not fitted on, leave ops no network held at their table latency, and stay off
+    below PER_KEY_MIN_NETWORKS."""
+    from edgenas.latency.predictor import PER_KEY_MIN_NETWORKS
+
+    sp = create_space("proxyless", "small")
+    pred = LatencyPredictor(_synthetic_table(sp), SEL)
+    archs = [sp.sample(random.Random(100 + i)) for i in range(50)]
+    specs = [sp.op_specs(a) for a in archs]
+    slow = {s.key for ss in specs for s in ss if s.kernel == 7}
+    ms = pred.op_ms([s for ss in specs for s in ss])
+
+    def truth(ss):  # kernel-7 ops cost a fifth of their table latency in a network
+        return 0.8 * sum((0.2 if s.key in slow else 1.0) * ms[s.key] for s in ss if not is_zero_cost(s)) + 0.05
+
+    y = [truth(ss) for ss in specs]
+    feats = [pred.features(ss, weighted=False) for ss in specs]
+    keys = [pred.key_sums(ss) for ss in specs]
+    types = [pred.type_sums(ss) for ss in specs]
+    cal = fit_calibration(feats[:30], y[:30], type_sums=types[:30], key_sums=keys[:30])
+    assert cal.model == "scale+offset+per-key"
+    # more keys than networks: single weights are not identified, but the slow ones are pulled down
+    assert np.median([v for k, v in cal.key_scale.items() if k in slow]) < 0.7 * np.median(
+        [v for k, v in cal.key_scale.items() if k not in slow])
+    pred.calibration = cal
+    def held_out_errors():
+        return np.array([abs(pred.predict(sp, a).predicted_ms / t - 1) for a, t in zip(archs[30:], y[30:])])
+
+    per_key = held_out_errors()
+    pred.calibration = fit_calibration(feats[:30], y[:30], type_sums=types[:30])  # without per-key sums
+    without = held_out_errors()
+    assert np.mean(per_key <= 0.10) >= 0.9 and per_key.mean() < 0.7 * without.mean()
+    unseen = next(s for s in sp.all_op_specs() if not is_zero_cost(s) and s.key not in cal.key_scale)
+    assert cal.weight(unseen) == 1.0
+    few = fit_calibration(feats[:PER_KEY_MIN_NETWORKS - 1], y[:PER_KEY_MIN_NETWORKS - 1],
+                          key_sums=keys[:PER_KEY_MIN_NETWORKS - 1])
+    assert few.model != "scale+offset+per-key" and not few.key_scale
+
+
+def test_expected_latency_applies_the_per_key_weights_like_predict():
+    sp = create_space("proxyless", "small")
+    pred = LatencyPredictor(_synthetic_table(sp), SEL)
+    keys = sorted({s.key for s in sp.all_op_specs() if s.kernel == 7})
+    pred.calibration = Calibration(a=0.6, b=0.1, model="scale+offset+per-key",
+                                   key_scale={k: 0.1 + 0.05 * i for i, k in enumerate(keys)})
+    exp = ExpectedLatency(sp, pred, mode="softmax")
+    for seed in range(3):
+        arch = sp.sample(random.Random(seed))
+        assert float(exp(sp.arch_weights(arch))) == pytest.approx(pred.predict(sp, arch).predicted_ms, rel=1e-5)
+
+
 @pytest.mark.parametrize("mode", ["softmax", "derived"])
 def test_expected_latency_applies_the_per_type_weights_like_predict(mode):
     sp = create_space("darts", "small")

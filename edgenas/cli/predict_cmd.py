@@ -200,7 +200,9 @@ def calibrate(
               "preset": preset, "calibration": cal.__dict__, "file": str(path), "networks": nets}
     emit(result, as_json, lambda r: console.print(
         f"calibrated on {cal.n_networks} networks: model {cal.model} (a={cal.a:.3f}, b={cal.b:.4f}, c={cal.c:.5f}"
-        + "".join(f", {t} x{m:.2f}" for t, m in sorted(cal.type_scale.items())) + "); "
+        + "".join(f", {t} x{m:.2f}" for t, m in sorted(cal.type_scale.items()))
+        + (f", {len(cal.key_scale)} op keys x{min(cal.key_scale.values()):.2f}-{max(cal.key_scale.values()):.2f}"
+           if cal.key_scale else "") + "); "
         f"leave-one-out MAPE {100 * cal.fit_mape:.1f}%, {100 * cal.fit_within_10pct:.0f}% within ±10% -> {path}"))
 
 

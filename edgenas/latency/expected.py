@@ -7,7 +7,7 @@ for DARTS, sampled-path / gate probabilities for ProxylessNAS) is then
     E[lat] = a * S + r * (b + c * K),   S = fixed + sum_param sum(P * L),   K = K_fixed + sum_param sum(P * N)
 
 with the predictor's calibration (a, b, c; L's op latencies weighted per op type as its
-``op_weight`` says, like ``predict``'s sum), N the number of executing ops per option and r the
+``weight`` says, like ``predict``'s sum), N the number of executing ops per option and r the
 predictor's ``calibration_scale`` (this machine's anchor over the one the fit used): the same
 ``Calibration.apply`` that ``predict`` uses, so a search's expected latency of a derived cell is
 the prediction its summary reports even when the host's quiet-state scale has moved since the
@@ -49,7 +49,7 @@ class ExpectedLatency(nn.Module):
         for cp in points:
             lat, ops = getattr(self, f"lat_{cp.param}"), getattr(self, f"ops_{cp.param}")
             for j, specs in enumerate(cp.specs):
-                lat[cp.row, j] = sum(self.cal.op_weight(s.op) * ms[s.key] for s in specs)
+                lat[cp.row, j] = sum(self.cal.weight(s) * ms[s.key] for s in specs)
                 ops[cp.row, j] = sum(1 for s in specs if not is_zero_cost(s))
 
     def matrices(self) -> dict[str, torch.Tensor]:

@@ -56,14 +56,20 @@ class Calibration:
     truth: str = "protocol"  # what the fit's networks were timed with: protocol (paired) or plain (runtime alone)
     cpu_model: str = ""  # the CPU it was fitted on, where the device is this machine kind (see calibration_key)
     type_scale: dict = field(default_factory=dict)  # scale+offset+per-type: op type -> multiplier of its op latencies
+    key_scale: dict = field(default_factory=dict)  # scale+offset+per-key: op key -> multiplier of its op latency
 
     @property
     def calibrated(self) -> bool:
         return self.model != "identity"
 
-    def op_weight(self, op: str) -> float:
-        """What one op type's table latencies count for in ``s`` (1 but for the per-type model)."""
-        return self.type_scale.get(op, 1.0)
+    def weight(self, spec: OpSpec) -> float:
+        """What one op's table latency counts for in ``s``: 1 but for the per-type and per-key models."""
+        return self.key_scale.get(spec.key, self.type_scale.get(spec.op, 1.0)) if self.key_scale or self.type_scale \
+            else 1.0
+
+    @property
+    def weighted(self) -> bool:
+        return bool(self.key_scale or self.type_scale)
 
     def apply(self, s, k, scale: float = 1.0):
         """Predicted ms from the (op-weighted) op sum ``s`` (ms) and op count ``k``; ``scale`` = anchor now /
@@ -73,8 +79,15 @@ class Calibration:
 
 #: identity; a*S + b; a*S + b + c*K (K executed ops); a*sum_t m_t*S_t + b (S_t the op sum of op type t, m_t
 #: shrunk toward 1): a runtime fuses some op types into their neighbours more than others (onnxruntime
-#: folds a DARTS cell's ReLUs and adds into its convs, not its pools), which one scale cannot follow
-CALIBRATION_MODELS = ("identity", "scale+offset", "scale+offset+per-op", "scale+offset+per-type")
+#: folds a DARTS cell's ReLUs and adds into its convs, not its pools), which one scale cannot follow;
+#: a*sum_k m_k*S_k + b per op key (m_k shrunk toward 1): some single ops cost in a network far from what
+#: they cost alone (TFLite/XNNPACK's standalone 7x7 MBConvs at batch 8 run 2-10x their in-network time)
+CALIBRATION_MODELS = ("identity", "scale+offset", "scale+offset+per-op", "scale+offset+per-type",
+                      "scale+offset+per-key")
+
+#: the per-key model is offered from this many calibration networks (measured on TFLite proxyless b8,
+#: 2026-12-08: held out, 37% within ±10% from 10 networks, 90% from 20, 98% from 30)
+PER_KEY_MIN_NETWORKS = 20
 
 
 def calibration_key(space, sel: TableSelection, cpu_model: str = "") -> str:
@@ -236,8 +249,8 @@ class LatencyPredictor:
         return self._features(specs, self.op_ms(specs), weighted)
 
     def _features(self, specs, ms: dict[str, float], weighted: bool = True) -> tuple[float, int]:
-        w = self.calibration.op_weight if weighted else (lambda op: 1.0)
-        return sum(w(s.op) * ms[s.key] for s in specs), sum(1 for s in specs if not is_zero_cost(s))
+        w = self.calibration.weight if weighted else (lambda spec: 1.0)
+        return sum(w(s) * ms[s.key] for s in specs), sum(1 for s in specs if not is_zero_cost(s))
 
     def type_sums(self, specs: list[OpSpec]) -> dict[str, float]:
         """Table latencies summed per op type (``OpSpec.op``), unweighted: what the per-type model fits."""
@@ -246,11 +259,19 @@ class LatencyPredictor:
             out[s.op] = out.get(s.op, 0.0) + ms[s.key]
         return out
 
+    def key_sums(self, specs: list[OpSpec]) -> dict[str, float]:
+        """Table latencies summed per op key, unweighted (zero-cost ops left out): what the per-key model fits."""
+        ms, out = self.op_ms(specs), {}
+        for s in specs:
+            if not is_zero_cost(s):
+                out[s.key] = out.get(s.key, 0.0) + ms[s.key]
+        return out
+
     def predict(self, space, arch) -> Prediction:
         specs = space.op_specs(arch)
         ms = self.op_ms(specs)  # once: features and the breakdown both price from it
         s, k = self._features(specs, ms)
-        raw = self._features(specs, ms, weighted=False)[0] if self.calibration.type_scale else s
+        raw = self._features(specs, ms, weighted=False)[0] if self.calibration.weighted else s
         counts: dict[str, int] = {}
         for sp in specs:
             counts[sp.key] = counts.get(sp.key, 0) + 1
@@ -274,12 +295,15 @@ def is_this_machine(device: str) -> bool:
 
 
 def fit_calibration(features: list[tuple[float, int]], measured: list[float], arch_ids=(), runtime_version="",
-                    anchor_ms: float = float("nan"), type_sums: list[dict] | None = None) -> Calibration:
+                    anchor_ms: float = float("nan"), type_sums: list[dict] | None = None,
+                    key_sums: list[dict] | None = None) -> Calibration:
     """Choose and fit the correction by leave-one-out error on the calibration networks.
 
     Candidates: measured = a*S + b; a*S + b + c*K; and, given ``type_sums`` (each network's op sum
     per op type) and enough networks, a*sum_t m_t*S_t + b with the m_t shrunk toward 1 (ridge
-    penalty chosen by leave-one-out). Fitted in relative terms (weights 1/y), so small and large
+    penalty chosen by leave-one-out); given ``key_sums`` and at least ``PER_KEY_MIN_NETWORKS``, the
+    same per op key (more keys than networks: the ridge keeps every m_k near 1 that the networks do
+    not pull away, so an op seen in no calibration network keeps its table latency). Fitted in relative terms (weights 1/y), so small and large
     networks count alike; chosen by leave-one-out share within ±10% (what '% within 10%' scores),
     then leave-one-out MAPE, a larger model only where it is better. ``features`` are unweighted.
     """
@@ -302,6 +326,13 @@ def fit_calibration(features: list[tuple[float, int]], measured: list[float], ar
             # columns: S, 1, then S_t per type: a*S + sum_t d_t*S_t = a*sum_t (1 + d_t/a)*S_t; ridge on the d_t
             x = np.column_stack([s, one] + [g[t] for t in types])
             candidates["scale+offset+per-type"] = (x, 2, [0.01, 0.1, 1.0])
+    keys = []
+    if key_sums is not None and len(y) >= PER_KEY_MIN_NETWORKS:
+        g = {t: np.array([d.get(t, 0.0) for d in key_sums]) for t in sorted({t for d in key_sums for t in d})}
+        keys = [t for t, v in g.items() if np.ptp(v) > 0 and v.max() > 0]
+        if keys:
+            candidates["scale+offset+per-key"] = (np.column_stack([s, one] + [g[t] for t in keys]), 2,
+                                                  [1e-4, 1e-3, 0.01, 0.1, 1.0])
     best = None
     for name, (x, free, lams) in candidates.items():
         for lam in lams:
@@ -321,10 +352,11 @@ def fit_calibration(features: list[tuple[float, int]], measured: list[float], ar
     a, b = float(coef[0]), float(coef[1])
     c = float(coef[2]) if name == "scale+offset+per-op" else 0.0
     type_scale = {t: float(1.0 + d / a) for t, d in zip(types, coef[2:])} if name == "scale+offset+per-type" else {}
+    key_scale = {t: float(1.0 + d / a) for t, d in zip(keys, coef[2:])} if name == "scale+offset+per-key" else {}
     return Calibration(a=a, b=b, c=c, model=name, n_networks=len(y), fit_mape=float(loo.mean()),
                        fit_within_10pct=float((loo <= 0.10).mean()), fitted_at=now_iso(),
                        arch_ids=list(arch_ids), runtime_version=runtime_version, anchor_ms=anchor_ms,
-                       type_scale=type_scale)
+                       type_scale=type_scale, key_scale=key_scale)
 
 
 def _wls(x, y, lam: float = 0.0, free: int = 0):

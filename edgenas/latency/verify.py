@@ -125,7 +125,7 @@ def calibrate(backend: Backend, space, predictor: LatencyPredictor, store: Table
     if truth == "plain":
         y = [t.ms for t in _plain_timings(backend, space, archs, predictor.sel.batch, processes, on_progress)]
     cal = fit_calibration(feats, y, [m.arch_id for m in meas], backend.runtime_version(), predictor.anchor_ms,
-                          [predictor.type_sums(sp) for sp in specs])
+                          [predictor.type_sums(sp) for sp in specs], [predictor.key_sums(sp) for sp in specs])
     cal.truth = truth
     cal.cpu_model = this_cpu() if is_this_machine(predictor.sel.device) else ""
     key = calibration_key(space, predictor.sel, cal.cpu_model)
