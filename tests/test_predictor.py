@@ -209,6 +209,18 @@ def test_per_key_calibration_learns_ops_that_cost_less_in_a_network_than_alone()
     assert few.model != "scale+offset+per-key" and not few.key_scale
 
 
+def test_calibration_advice_names_the_fix_only_for_a_poor_fit():
+    from edgenas.latency.predictor import calibration_advice
+
+    poor = Calibration(a=0.1, b=2.0, model="scale+offset", n_networks=10, fit_within_10pct=0.2)
+    assert "--n 30" in calibration_advice(poor) and "20%" in calibration_advice(poor)
+    assert "--calibration-n 30" in calibration_advice(poor, "--calibration-n")
+    poor.n_networks = 30
+    assert "tables fit" in calibration_advice(poor)
+    assert calibration_advice(Calibration(a=1.0, model="scale+offset", n_networks=10, fit_within_10pct=0.9)) == ""
+    assert calibration_advice(Calibration()) == ""  # uncalibrated: nothing fitted, nothing to advise
+
+
 def test_expected_latency_applies_the_per_key_weights_like_predict():
     sp = create_space("proxyless", "small")
     pred = LatencyPredictor(_synthetic_table(sp), SEL)

@@ -18,6 +18,8 @@ def test_profile_calibrate_verify_json_and_plot(cli, tmp_path, monkeypatch):
     assert code == 0, err
     cal = json.loads(out)["calibration"]
     assert cal["n_networks"] == 5 and cal["model"] != "identity"
+    # advice exactly when the fit misses its own networks (leave-one-out)
+    assert bool(json.loads(out)["advice"]) == (cal["fit_within_10pct"] < 0.9)
     plot = tmp_path / "v.png"
     code, out, err = cli("verify", *common, "--space", "proxyless", "--preset", "small", "--n", 6, "--quick",
                          "--plot", plot, "--json")

@@ -196,14 +196,23 @@ def calibrate(
         cal, path, nets = run_calibrate(be, sp, pred, store, n, seed, settings, _progress_cb(bar, task),
                                         truth="plain" if truth == "auto" and be.suffix else
                                         "protocol" if truth == "auto" else truth)
+    from edgenas.latency.predictor import calibration_advice
+
     result = {"device": device, "backend": backend, "batch": batch, "precision": precision, "space": space,
-              "preset": preset, "calibration": cal.__dict__, "file": str(path), "networks": nets}
-    emit(result, as_json, lambda r: console.print(
-        f"calibrated on {cal.n_networks} networks: model {cal.model} (a={cal.a:.3f}, b={cal.b:.4f}, c={cal.c:.5f}"
-        + "".join(f", {t} x{m:.2f}" for t, m in sorted(cal.type_scale.items()))
-        + (f", {len(cal.key_scale)} op keys x{min(cal.key_scale.values()):.2f}-{max(cal.key_scale.values()):.2f}"
-           if cal.key_scale else "") + "); "
-        f"leave-one-out MAPE {100 * cal.fit_mape:.1f}%, {100 * cal.fit_within_10pct:.0f}% within ±10% -> {path}"))
+              "preset": preset, "calibration": cal.__dict__, "advice": calibration_advice(cal), "file": str(path),
+              "networks": nets}
+
+    def render(r):
+        console.print(
+            f"calibrated on {cal.n_networks} networks: model {cal.model} (a={cal.a:.3f}, b={cal.b:.4f}, c={cal.c:.5f}"
+            + "".join(f", {t} x{m:.2f}" for t, m in sorted(cal.type_scale.items()))
+            + (f", {len(cal.key_scale)} op keys x{min(cal.key_scale.values()):.2f}-{max(cal.key_scale.values()):.2f}"
+               if cal.key_scale else "") + "); "
+            f"leave-one-out MAPE {100 * cal.fit_mape:.1f}%, {100 * cal.fit_within_10pct:.0f}% within ±10% -> {path}")
+        if r["advice"]:
+            console.print(f"[yellow]{r['advice']}[/yellow]")
+
+    emit(result, as_json, render)
 
 
 def verify(
@@ -250,6 +259,7 @@ def verify(
     if measurements is not None:
         return _verify_measurements(device, backend, measurements, fmt, configs, arch_strings, row, batch, threads,
                                     learning_curve, plot, tables_dir, as_json)
+    from edgenas.latency.predictor import calibration_advice
     from edgenas.latency.verify import calibrate as run_calibrate, prepare as run_prepare, verify as run_verify
 
     sp, store, pred, be, settings = _measure_here(device, backend, space, preset, batch, threads, precision,
@@ -277,7 +287,8 @@ def verify(
     result = {"device": device, "backend": backend, "batch": batch, "threads": pred.sel.threads,
               "precision": precision, "space": space,
               "preset": preset, **rep.metrics, "raw_op_sum": rep.raw_sum_metrics, "calibration": rep.calibration,
-              "plot": rep.plot, "networks": rep.networks}
+              "advice": calibration_advice(pred.calibration, "--calibration-n"), "plot": rep.plot,
+              "networks": rep.networks}
 
     def render(r):
         console.print(f"[bold]{device}/{backend} {precision} batch {batch}, {space} {preset}: {r['n']} held-out "
@@ -294,6 +305,8 @@ def verify(
                       f"bias {100 * raw['bias']:+.0f}%)")
         console.print(f"  calibration: {r['calibration']['model']} on {r['calibration']['n_networks']} networks; "
                       f"plot: {r['plot']}")
+        if r["advice"]:
+            console.print(f"  [yellow]{r['advice']}[/yellow]")
 
     emit(result, as_json, render)
 

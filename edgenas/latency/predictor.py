@@ -294,6 +294,19 @@ def is_this_machine(device: str) -> bool:
         return False
 
 
+def calibration_advice(cal: Calibration, flag: str = "--n") -> str:
+    """One line for a calibration that fits its own networks poorly (leave-one-out, under 90% within ±10%),
+    naming what can help; empty when it fits. ``flag``: the option that sets the network count."""
+    if not cal.calibrated or not cal.n_networks or not cal.fit_within_10pct < 0.9:
+        return ""
+    more = (f"; measure more networks ({flag} 30): from {PER_KEY_MIN_NETWORKS} the calibration can also "
+            "weight single op keys, for ops that cost far less in a network than alone"
+            if cal.n_networks < 30 else "; the op table may not describe this runtime's networks: "
+            "`edgenas tables fit` learns a device from measured whole networks")
+    return (f"the {cal.model} calibration puts only {100 * cal.fit_within_10pct:.0f}% of its {cal.n_networks} "
+            f"networks within ±10% (leave-one-out){more}")
+
+
 def fit_calibration(features: list[tuple[float, int]], measured: list[float], arch_ids=(), runtime_version="",
                     anchor_ms: float = float("nan"), type_sums: list[dict] | None = None,
                     key_sums: list[dict] | None = None) -> Calibration:
