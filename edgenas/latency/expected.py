@@ -6,7 +6,7 @@ for DARTS, sampled-path / gate probabilities for ProxylessNAS) is then
 
     E[lat] = a * S + r * (b + c * K),   S = fixed + sum_param sum(P * L),   K = K_fixed + sum_param sum(P * N)
 
-with the predictor's calibration (a, b, c; L's op latencies weighted per op type as its
+with the predictor's calibration (a, b, c; L's op latencies weighted per op type or key as its
 ``weight`` says, like ``predict``'s sum), N the number of executing ops per option and r the
 predictor's ``calibration_scale`` (this machine's anchor over the one the fit used): the same
 ``Calibration.apply`` that ``predict`` uses, so a search's expected latency of a derived cell is

@@ -64,8 +64,9 @@ class Calibration:
 
     def weight(self, spec: OpSpec) -> float:
         """What one op's table latency counts for in ``s``: 1 but for the per-type and per-key models."""
-        return self.key_scale.get(spec.key, self.type_scale.get(spec.op, 1.0)) if self.key_scale or self.type_scale \
-            else 1.0
+        if spec.key in self.key_scale:
+            return self.key_scale[spec.key]
+        return self.type_scale.get(spec.op, 1.0)
 
     @property
     def weighted(self) -> bool:
@@ -81,12 +82,13 @@ class Calibration:
 #: shrunk toward 1): a runtime fuses some op types into their neighbours more than others (onnxruntime
 #: folds a DARTS cell's ReLUs and adds into its convs, not its pools), which one scale cannot follow;
 #: a*sum_k m_k*S_k + b per op key (m_k shrunk toward 1): some single ops cost in a network far from what
-#: they cost alone (TFLite/XNNPACK's standalone 7x7 MBConvs at batch 8 run 2-10x their in-network time)
+#: they cost alone (TFLite/XNNPACK's standalone 7x7 MBConvs at batch 8 run 1.6-10x their in-network time)
 CALIBRATION_MODELS = ("identity", "scale+offset", "scale+offset+per-op", "scale+offset+per-type",
                       "scale+offset+per-key")
 
-#: the per-key model is offered from this many calibration networks (measured on TFLite proxyless b8,
-#: 2026-12-08: held out, 37% within ±10% from 10 networks, 90% from 20, 98% from 30)
+#: the per-key model is offered from this many calibration networks (TFLite proxyless b8, 2026-12-08: fitted
+#: on random subsets of 50 measured networks and scored on the rest, 37% within ±10% from 10, 90% from 20,
+#: 98% from 30; mean of 15 splits)
 PER_KEY_MIN_NETWORKS = 20
 
 
@@ -316,9 +318,10 @@ def fit_calibration(features: list[tuple[float, int]], measured: list[float], ar
     per op type) and enough networks, a*sum_t m_t*S_t + b with the m_t shrunk toward 1 (ridge
     penalty chosen by leave-one-out); given ``key_sums`` and at least ``PER_KEY_MIN_NETWORKS``, the
     same per op key (more keys than networks: the ridge keeps every m_k near 1 that the networks do
-    not pull away, so an op seen in no calibration network keeps its table latency). Fitted in relative terms (weights 1/y), so small and large
-    networks count alike; chosen by leave-one-out share within ±10% (what '% within 10%' scores),
-    then leave-one-out MAPE, a larger model only where it is better. ``features`` are unweighted.
+    not pull away, and an op seen in no calibration network keeps weight 1). Fitted in relative
+    terms (weights 1/y), so small and large networks count alike; chosen by leave-one-out share
+    within ±10% (what '% within 10%' scores), then leave-one-out MAPE, a larger model only where it
+    is better. ``features`` are unweighted.
     """
     from edgenas.latency.table import now_iso
 
