@@ -334,21 +334,16 @@ def fit_calibration(features: list[tuple[float, int]], measured: list[float], ar
     candidates = {"scale+offset": (np.column_stack([s, one]), 0, [0.0])}
     if len(y) >= 6 and np.ptp(k) > 0:
         candidates["scale+offset+per-op"] = (np.column_stack([s, one, k]), 0, [0.0])
-    types = []
+    types, keys = [], []
     if type_sums is not None:
-        g = {t: np.array([d.get(t, 0.0) for d in type_sums]) for t in sorted({t for d in type_sums for t in d})}
-        types = [t for t, v in g.items() if np.ptp(v) > 0 and v.max() > 0]  # a type every network has alike is offset
+        types, cols = _varying_columns(type_sums)
         if types and len(y) >= 2 * (len(types) + 2):
             # columns: S, 1, then S_t per type: a*S + sum_t d_t*S_t = a*sum_t (1 + d_t/a)*S_t; ridge on the d_t
-            x = np.column_stack([s, one] + [g[t] for t in types])
-            candidates["scale+offset+per-type"] = (x, 2, [0.01, 0.1, 1.0])
-    keys = []
+            candidates["scale+offset+per-type"] = (np.column_stack([s, one] + cols), 2, [0.01, 0.1, 1.0])
     if key_sums is not None and len(y) >= PER_KEY_MIN_NETWORKS:
-        g = {t: np.array([d.get(t, 0.0) for d in key_sums]) for t in sorted({t for d in key_sums for t in d})}
-        keys = [t for t, v in g.items() if np.ptp(v) > 0 and v.max() > 0]
+        keys, cols = _varying_columns(key_sums)  # the same form per op key
         if keys:
-            candidates["scale+offset+per-key"] = (np.column_stack([s, one] + [g[t] for t in keys]), 2,
-                                                  [1e-4, 1e-3, 0.01, 0.1, 1.0])
+            candidates["scale+offset+per-key"] = (np.column_stack([s, one] + cols), 2, [1e-4, 1e-3, 0.01, 0.1, 1.0])
     best = None
     for name, (x, free, lams) in candidates.items():
         for lam in lams:
@@ -373,6 +368,15 @@ def fit_calibration(features: list[tuple[float, int]], measured: list[float], ar
                        fit_within_10pct=float((loo <= 0.10).mean()), fitted_at=now_iso(),
                        arch_ids=list(arch_ids), runtime_version=runtime_version, anchor_ms=anchor_ms,
                        type_scale=type_scale, key_scale=key_scale)
+
+
+def _varying_columns(sums: list[dict]) -> tuple[list[str], list[np.ndarray]]:
+    """Per-network sums (one dict per network) as columns, name-sorted, keeping only those that vary
+    and are not all zero: a group every network has alike is the offset's."""
+    names = sorted({t for d in sums for t in d})
+    cols = {t: np.array([d.get(t, 0.0) for d in sums]) for t in names}
+    kept = [t for t in names if np.ptp(cols[t]) > 0 and cols[t].max() > 0]
+    return kept, [cols[t] for t in kept]
 
 
 def _wls(x, y, lam: float = 0.0, free: int = 0):
